@@ -1,0 +1,41 @@
+"""at2seld: pretrained audio-tagging backbones turned into FOA sound event localization and detection."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="at2seld",
+    version="0.1.0",
+    description=(
+        "AT2SELD: pretrained general-purpose audio-tagging models (AST, BEATs) as spatially grounded "
+        "Sound Event Localization and Detection systems for First-Order Ambisonics"
+    ),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["at2seld", "at2seld.*"]),
+    include_package_data=True,
+    package_data={"at2seld": ["**/*.json", "**/*.yaml", "**/*.md"]},
+    install_requires=[
+        # Users keep their own (CUDA) torch; the Makefile installs the CPU build first on this machine.
+        "torch>=2.4",
+        "transformers>=5",
+        "datasets>=4",
+        "huggingface-hub",
+        "accelerate",
+        "evaluate",
+        "safetensors",
+        "soundfile",
+        "numpy",
+        "scipy",
+        "soxr",
+        "matplotlib",
+    ],
+    extras_require={
+        "dev": ["pytest", "hypothesis", "ruff"],
+        "bench": ["librosa"],
+    },
+    entry_points={"console_scripts": []},
+)
