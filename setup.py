@@ -37,5 +37,9 @@ setup(
         "dev": ["pytest", "hypothesis", "ruff"],
         "bench": ["librosa"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            # one line per command; each issue adds its own
+        ]
+    },
 )
