@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -231,7 +232,16 @@ def kaldi_fbank(waveform: np.ndarray, window: str, mel_filters: np.ndarray) -> n
 
 
 def kaldi_mel_filters(num_mel_bins: int = 128) -> np.ndarray:
-    """Kaldi mel filter bank `(257, num_mel_bins)` for 16 kHz, 512-point FFT, 20 Hz to Nyquist."""
+    """Kaldi mel filter bank `(257, num_mel_bins)` for 16 kHz, 512-point FFT, 20 Hz to Nyquist.
+
+    With 128 bins the lowest filter is empty, as in the AST/BEATs checkpoints' own front end; its warning is muted.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+        return _kaldi_mel_filters(num_mel_bins)
+
+
+def _kaldi_mel_filters(num_mel_bins: int) -> np.ndarray:
     return mel_filter_bank(
         num_frequency_bins=257,
         num_mel_filters=num_mel_bins,
@@ -403,7 +413,8 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
                 f"Expected FOA audio{where} with 4 channels as a (samples, 4) or (4, samples) array, got shape "
                 f"{audio.shape}" + (" (mono)" if audio.ndim == 1 else "") + "."
             )
-        channels_first = audio.shape[0] <= audio.shape[1]
+        # The axis of length 4 is the channel axis; otherwise the shorter one (recordings are longer than wide).
+        channels_first = audio.shape[0] == 4 or (audio.shape[1] != 4 and audio.shape[0] <= audio.shape[1])
         audio = audio if channels_first else audio.T
         n_ch = audio.shape[0]
         if n_ch == 4:
@@ -463,7 +474,9 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
         step = chunk_label_frames or self.chunk_label_frames
         for start in range(0, n_lab, step):
             stop = min(n_lab, start + step)
-            yield start, stop, self._features_for_frames(foa_t, w16, start, stop, mel_filters, kaldi_filters)
+            feats = self._features_for_frames(foa_t, w16, start, stop, mel_filters, kaldi_filters)
+            feats["spatial_features"] = feats["spatial_features"].transpose(1, 2)  # (channels, frames, bins)
+            yield start, stop, feats
 
     def _features_one(self, audio, sampling_rate, channel_format, hoa_to_foa, index) -> dict[str, torch.Tensor]:
         foa = self.load_audio(audio, sampling_rate, channel_format, hoa_to_foa, index=index)
