@@ -1,0 +1,21 @@
+"""SELD evaluation: DCASE metrics (2019, 2020-2023, 2024), threshold calibration, oracle analysis.
+
+The numbers are those the official DCASE evaluation code prints on the same files; see
+docs/metrics.md for every reproduced quirk and the two official bugs behind `official_quirks`.
+"""
+
+from ..decoding_at2seld import decode, read_dcase_csv, write_dcase_csv
+from .io import read_prediction_folder, read_reference_folder
+from .metrics import compute_seld_metrics, count_file, jackknife_estimate, scores_from_counts
+
+__all__ = [
+    "compute_seld_metrics",
+    "count_file",
+    "decode",
+    "jackknife_estimate",
+    "read_dcase_csv",
+    "read_prediction_folder",
+    "read_reference_folder",
+    "scores_from_counts",
+    "write_dcase_csv",
+]

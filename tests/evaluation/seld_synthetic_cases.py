@@ -1,0 +1,109 @@
+"""Deterministic synthetic DCASE label sets shared by the metric tests and the reference runs.
+
+`make_case(seed, ...)` builds references and predictions for a few recordings from
+`np.random.default_rng(seed)` (PCG64: identical on every platform and numpy version), with the
+things that stress SELD metrics: several events, moving sources, polyphony up to 3, two instances of
+one class at once, missed events, false alarms, class confusions, onset jitter, small and large
+DOA errors and distances. `write_case` writes them as the official code reads them: references
+`REF/<split>/<name>.csv` polar (`frame,class,source,azimuth,elevation[,distance_cm]`, integer angles
+like STARSS23) and predictions `PRED/<name>.csv` in the baseline's Cartesian form
+(`frame,class,track,x,y,z,distance_m`).
+
+The official numbers embedded in test_official_reproduction.py were produced by running the
+official code on exactly these files (see that file's docstring).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _events(rng, n_frames, num_classes, n_events, same_class_pairs):
+    ev = []
+    for _ in range(n_events):
+        dur = int(rng.integers(5, max(6, n_frames // 2)))
+        start = int(rng.integers(0, max(1, n_frames - dur)))
+        ev.append(
+            dict(
+                cls=int(rng.integers(0, num_classes)), start=start, stop=min(n_frames, start + dur),
+                az=float(rng.uniform(-180, 180)), el=float(rng.uniform(-45, 45)),
+                vaz=float(rng.normal(0, 2.0)), dist=float(rng.uniform(80, 400)),
+            )
+        )
+    for _ in range(same_class_pairs):  # a second instance of an existing class, overlapping it
+        base = ev[int(rng.integers(0, len(ev)))]
+        start = base["start"] + int(rng.integers(0, max(1, (base["stop"] - base["start"]) // 2)))
+        ev.append(
+            dict(
+                cls=base["cls"], start=start, stop=min(n_frames, start + int(rng.integers(5, 40))),
+                az=float(rng.uniform(-180, 180)), el=float(rng.uniform(-45, 45)), vaz=0.0,
+                dist=float(rng.uniform(80, 400)),
+            )
+        )
+    return ev
+
+
+def _wrap(az):
+    return (az + 180.0) % 360.0 - 180.0
+
+
+def make_case(seed: int, n_files: int = 3, n_frames: int = 120, num_classes: int = 13, n_events: int = 8):
+    """-> (references, predictions): dict name -> (rows, 6) float arrays.
+
+    Reference rows `(frame, class, source, az, el, distance_cm)` with integer angles; prediction rows
+    `(frame, class, track, az, el, distance_m)`; rows ordered by frame (then event).
+    """
+    rng = np.random.default_rng(seed)
+    refs, preds = {}, {}
+    for f in range(n_files):
+        name = f"fold4_room{f + 1}_mix{seed:03d}.csv"
+        nf = int(n_frames + rng.integers(-15, 16))
+        ev = _events(rng, nf, num_classes, n_events, same_class_pairs=2)
+        ref_rows, pred_rows = [], []
+        for src, e in enumerate(ev):
+            mode = rng.random()
+            shift = int(rng.integers(-2, 3))
+            pcls = e["cls"] if rng.random() > 0.08 else int(rng.integers(0, num_classes))
+            bias = float(rng.normal(0, 25.0 if rng.random() < 0.3 else 6.0))
+            for t in range(e["start"], e["stop"]):
+                az = _wrap(e["az"] + e["vaz"] * (t - e["start"]))
+                ref_rows.append((t, e["cls"], src, round(az), round(e["el"]), round(e["dist"])))
+                if mode < 0.1:  # missed event
+                    continue
+                tp = t + shift
+                if tp < 0 or rng.random() < 0.07:
+                    continue
+                paz = _wrap(az + bias + rng.normal(0, 4.0))
+                pel = float(np.clip(e["el"] + rng.normal(0, 5.0), -89, 89))
+                pdist = e["dist"] / 100.0 * float(np.exp(rng.normal(0, 0.4)))
+                pred_rows.append((tp, pcls, int(rng.integers(0, 3)), paz, pel, pdist))
+        for _ in range(int(rng.integers(1, 4))):  # false alarms
+            start = int(rng.integers(0, nf))
+            c = int(rng.integers(0, num_classes))
+            az, el = float(rng.uniform(-180, 180)), float(rng.uniform(-60, 60))
+            for t in range(start, min(nf + 3, start + int(rng.integers(2, 15)))):
+                pred_rows.append((t, c, int(rng.integers(0, 3)), az, el, float(rng.uniform(0.5, 4))))
+        ref_rows.sort(key=lambda r: r[0])
+        pred_rows.sort(key=lambda r: r[0])
+        refs[name] = np.asarray(ref_rows, dtype=np.float64)
+        preds[name] = np.asarray(pred_rows, dtype=np.float64)
+    return refs, preds
+
+
+def write_case(refs, preds, ref_dir: Path, pred_dir: Path, with_distance: bool, split: str = "dev-test-sony"):
+    """Write references (polar, integer angles) and predictions (Cartesian 7 fields) as DCASE CSVs."""
+    (Path(ref_dir) / split).mkdir(parents=True, exist_ok=True)
+    Path(pred_dir).mkdir(parents=True, exist_ok=True)
+    for name, rows in refs.items():
+        with open(Path(ref_dir) / split / name, "w") as fh:
+            for r in rows:
+                tail = f",{int(r[5])}" if with_distance else ""
+                fh.write(f"{int(r[0])},{int(r[1])},{int(r[2])},{int(r[3])},{int(r[4])}{tail}\n")
+    for name, rows in preds.items():
+        with open(Path(pred_dir) / name, "w") as fh:
+            for r in rows:
+                az, el = np.deg2rad(r[3]), np.deg2rad(r[4])
+                x, y, z = np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)
+                fh.write(f"{int(r[0])},{int(r[1])},{int(r[2])},{float(x)!r},{float(y)!r},{float(z)!r},{float(r[5])!r}\n")
