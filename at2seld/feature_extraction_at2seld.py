@@ -139,19 +139,22 @@ def foa_cross_spectra(spec: torch.Tensor) -> torch.Tensor:
     return torch.conj(w)[None] * torch.stack([x, y, z])
 
 
-def foa_intensity_vector(spec: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def foa_intensity_vector(spec: torch.Tensor, eps: float = 1e-8, power: torch.Tensor | None = None,
+                         cross: torch.Tensor | None = None) -> torch.Tensor:
     """Energy-normalised active intensity vector per time-frequency bin (DCASE FOA baseline).
 
     I = Re(conj(W) [X, Y, Z]) / (eps + |W|^2 + (|X|^2 + |Y|^2 + |Z|^2) / 3); it points towards the source.
 
     Args:
         spec: `(4, bins, frames)` complex ACN STFT.
+        power, cross: optional precomputed `|spec|^2` `(4, bins, frames)` and `foa_cross_spectra(spec)`.
     Returns:
         `(3, bins, frames)` real tensor, components (x, y, z).
     """
-    power = spec.real**2 + spec.imag**2
+    power = spec.real**2 + spec.imag**2 if power is None else power
+    cross = foa_cross_spectra(spec) if cross is None else cross
     energy = eps + power[0] + power[1:].sum(0) / 3.0
-    return foa_cross_spectra(spec).real / energy
+    return cross.real / energy
 
 
 def mel_project(values: torch.Tensor, mel_filters: torch.Tensor) -> torch.Tensor:
@@ -169,8 +172,11 @@ def power_to_db(power: torch.Tensor, amin: float = 1e-10) -> torch.Tensor:
 def phase_cos_sin(cross: torch.Tensor) -> torch.Tensor:
     """cos/sin of the phase of complex cross-spectra `(3, bins, frames)` -> `(6, bins, frames)` ordered
     (cos_x, sin_x, cos_y, sin_y, cos_z, sin_z). Scale-invariant; a zero cross-spectrum gives (1, 0)."""
-    angle = torch.angle(cross)
-    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1).reshape(-1, *cross.shape[1:])
+    magnitude = torch.abs(cross)
+    zero = magnitude == 0
+    cos = torch.where(zero, 1.0, cross.real / torch.where(zero, 1.0, magnitude))
+    sin = torch.where(zero, 0.0, cross.imag / torch.where(zero, 1.0, magnitude))
+    return torch.stack([cos, sin], dim=1).reshape(-1, *cross.shape[1:])
 
 
 def spatial_descriptors(spec: torch.Tensor, descriptors: Sequence[str], mel_filters: torch.Tensor,
@@ -185,19 +191,21 @@ def spatial_descriptors(spec: torch.Tensor, descriptors: Sequence[str], mel_filt
         `(channels, bins, frames)` float tensor, channels as `descriptor_channel_names(descriptors)`.
     """
     out = []
-    cross = mel_cross = None
+    power = cross = mel_cross = None
     for family in descriptors:
+        if family in ("logmel", "iv", "linspec") and power is None:
+            power = spec.real**2 + spec.imag**2
+        if family in ("iv", "phase", "linspec") and cross is None:
+            cross = foa_cross_spectra(spec)
         if family == "logmel":
-            out.append(power_to_db(mel_project(spec.real**2 + spec.imag**2, mel_filters), amin))
+            out.append(power_to_db(mel_project(power, mel_filters), amin))
         elif family == "iv":
-            out.append(mel_project(foa_intensity_vector(spec, eps), mel_filters))
+            out.append(mel_project(foa_intensity_vector(spec, eps, power, cross), mel_filters))
         elif family == "phase":
-            cross = foa_cross_spectra(spec) if cross is None else cross
             mel_cross = mel_project(cross, mel_filters) if mel_cross is None else mel_cross
             out.append(phase_cos_sin(mel_cross))
         elif family == "linspec":
-            cross = foa_cross_spectra(spec) if cross is None else cross
-            out.append(power_to_db(spec.real[:, :-1] ** 2 + spec.imag[:, :-1] ** 2, amin))
+            out.append(power_to_db(power[:, :-1], amin))
             out.append(phase_cos_sin(cross[:, :-1]))
         else:
             raise ValueError(f"Unknown descriptor family {family!r}.")
@@ -300,7 +308,7 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
         backbone_type: str = "ast",
         backbone_num_mel_bins: int = 128,
         iv_eps: float = 1e-8,
-        chunk_label_frames: int = 600,
+        chunk_label_frames: int = 50,
         padding_value: float = 0.0,
         **kwargs,
     ):
@@ -443,19 +451,26 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
         needed = n_lab * self.backbone_frames_per_label * BACKBONE_HOP + (BACKBONE_WIN - BACKBONE_HOP)
         return np.pad(w, (0, max(0, needed - w.shape[0])))[:needed].astype(np.float32)
 
-    def _features_for_frames(self, foa: torch.Tensor, w16: np.ndarray | None, start: int, stop: int,
-                             mel_filters: torch.Tensor, kaldi_filters: np.ndarray | None) -> dict[str, torch.Tensor]:
-        """Features of label frames [start, stop) of one padded recording."""
+    def _spatial_for_frames(self, foa: torch.Tensor, start: int, stop: int, mel_filters: torch.Tensor) -> torch.Tensor:
+        """Spatial descriptors `(channels, frames, bins)` of label frames [start, stop) of one recording."""
         fpl = self.frames_per_label
         spec = framed_stft(foa, start * fpl, (stop - start) * fpl, self.n_fft, self.hop_length, self.win_length)
-        out = {"spatial_features": spatial_descriptors(spec, self.descriptors, mel_filters, self.iv_eps)}
-        if w16 is not None:
-            bpl = self.backbone_frames_per_label
-            seg = w16[start * bpl * BACKBONE_HOP: stop * bpl * BACKBONE_HOP + BACKBONE_WIN - BACKBONE_HOP]
-            front = BACKBONE_FRONT_ENDS[self.backbone_type]
-            fbank = kaldi_fbank(seg, front["window"], kaldi_filters)
-            out["backbone_values"] = torch.from_numpy((fbank - front["mean"]) / (2.0 * front["std"]))
-        return out
+        return spatial_descriptors(spec, self.descriptors, mel_filters, self.iv_eps).transpose(1, 2)
+
+    def _backbone_for_frames(self, w16: np.ndarray, start: int, stop: int, kaldi_filters: np.ndarray) -> torch.Tensor:
+        """Normalised backbone fbank `(10 * (stop - start), 128)` of label frames [start, stop)."""
+        bpl = self.backbone_frames_per_label
+        seg = w16[start * bpl * BACKBONE_HOP: stop * bpl * BACKBONE_HOP + BACKBONE_WIN - BACKBONE_HOP]
+        front = BACKBONE_FRONT_ENDS[self.backbone_type]
+        fbank = kaldi_fbank(seg, front["window"], kaldi_filters)
+        return torch.from_numpy((fbank - front["mean"]) / (2.0 * front["std"]))
+
+    def _prepare(self, audio, sampling_rate, channel_format, hoa_to_foa, index=None):
+        foa = self.load_audio(audio, sampling_rate, channel_format, hoa_to_foa, index=index)
+        n_lab = num_label_frames(foa.shape[1], self.sampling_rate, self.label_resolution)
+        w16 = self._backbone_signal(foa)
+        kaldi_filters = kaldi_mel_filters(self.backbone_num_mel_bins) if w16 is not None else None
+        return torch.from_numpy(foa), w16, n_lab, self._mel_filters(), kaldi_filters
 
     def iter_chunks(self, audio, sampling_rate: int | None = None, chunk_label_frames: int | None = None,
                     channel_format: str = "acn", hoa_to_foa: bool = False) -> Iterator[tuple[int, int, dict]]:
@@ -465,36 +480,28 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
         `(fbank_frames, 128)`. Concatenating the chunks along time gives the whole-file features exactly, and only
         one chunk's spectrogram is held at a time.
         """
-        foa = self.load_audio(audio, sampling_rate, channel_format, hoa_to_foa)
-        n_lab = num_label_frames(foa.shape[1], self.sampling_rate, self.label_resolution)
-        w16 = self._backbone_signal(foa)
-        foa_t = torch.from_numpy(foa)
-        mel_filters = self._mel_filters()
-        kaldi_filters = kaldi_mel_filters(self.backbone_num_mel_bins) if w16 is not None else None
+        foa, w16, n_lab, mel_filters, kaldi_filters = self._prepare(audio, sampling_rate, channel_format, hoa_to_foa)
         step = chunk_label_frames or self.chunk_label_frames
         for start in range(0, n_lab, step):
             stop = min(n_lab, start + step)
-            feats = self._features_for_frames(foa_t, w16, start, stop, mel_filters, kaldi_filters)
-            feats["spatial_features"] = feats["spatial_features"].transpose(1, 2)  # (channels, frames, bins)
+            feats = {"spatial_features": self._spatial_for_frames(foa, start, stop, mel_filters)}
+            if w16 is not None:
+                feats["backbone_values"] = self._backbone_for_frames(w16, start, stop, kaldi_filters)
             yield start, stop, feats
 
     def _features_one(self, audio, sampling_rate, channel_format, hoa_to_foa, index) -> dict[str, torch.Tensor]:
-        foa = self.load_audio(audio, sampling_rate, channel_format, hoa_to_foa, index=index)
-        n_lab = num_label_frames(foa.shape[1], self.sampling_rate, self.label_resolution)
-        w16 = self._backbone_signal(foa)
-        foa_t = torch.from_numpy(foa)
-        mel_filters = self._mel_filters()
-        kaldi_filters = kaldi_mel_filters(self.backbone_num_mel_bins) if w16 is not None else None
-        parts = [
-            self._features_for_frames(foa_t, w16, s, min(n_lab, s + self.chunk_label_frames), mel_filters, kaldi_filters)
-            for s in range(0, n_lab, self.chunk_label_frames)
-        ]
+        foa, w16, n_lab, mel_filters, kaldi_filters = self._prepare(audio, sampling_rate, channel_format, hoa_to_foa,
+                                                                    index)
+        step = self.chunk_label_frames  # bounds the size of the STFT held at once
         out = {
-            "spatial_features": torch.cat([p["spatial_features"] for p in parts], dim=-1).transpose(1, 2),
+            "spatial_features": torch.cat(
+                [self._spatial_for_frames(foa, s, min(n_lab, s + step), mel_filters) for s in range(0, n_lab, step)],
+                dim=1,
+            ),
             "num_label_frames": n_lab,
         }
-        if w16 is not None:
-            out["backbone_values"] = torch.cat([p["backbone_values"] for p in parts], dim=0)
+        if w16 is not None:  # fbank frames are independent: one call over the whole file is the same and faster
+            out["backbone_values"] = self._backbone_for_frames(w16, 0, n_lab, kaldi_filters)
         return out
 
     def __call__(
