@@ -1,0 +1,148 @@
+"""Training windows: a lazy torch `Dataset` over manifests and the collator that cuts chunks and builds targets.
+
+`SELDCollator(train=True)` cuts one random fixed-length chunk per recording, on 100 ms label-frame boundaries, with
+an explicit `np.random.Generator`; `train=False` keeps whole recordings (evaluation). Both run the feature
+extractor and add the track-wise targets of `at2seld.labels_at2seld.encode_labels`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .dcase import LABEL_RESOLUTION_S, MetadataRow, read_metadata
+from .hf import decode_audio, example_rows
+from .manifests import Recording
+
+
+class FOARecordingDataset(torch.utils.data.Dataset):
+    """Map-style dataset over `Recording`s; audio is decoded on access (nothing is held in memory).
+
+    Item: `{"audio": (samples, 4) float32, "sampling_rate": int, "rows": list[MetadataRow], "file_id": str}`.
+    """
+
+    def __init__(self, recordings: Sequence[Recording], strict: bool = True):
+        self.recordings = list(recordings)
+        self.strict = strict
+        self._rows: dict[int, list[MetadataRow]] = {}
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def rows(self, index: int) -> list[MetadataRow]:
+        if index not in self._rows:
+            rec = self.recordings[index]
+            self._rows[index] = read_metadata(rec.metadata_path, rec.dataset, self.strict) if rec.metadata_path else []
+        return self._rows[index]
+
+    def __getitem__(self, index: int) -> dict:
+        rec = self.recordings[index]
+        audio, sr = decode_audio({"audio": rec.audio_path})
+        return {"audio": audio, "sampling_rate": sr, "rows": self.rows(index), "file_id": rec.file_id}
+
+
+def random_chunk(num_label_frames: int, chunk_frames: int, rng: np.random.Generator) -> int:
+    """Start frame of a random chunk: uniform over [0, max(0, num_label_frames - chunk_frames)]."""
+    return int(rng.integers(0, max(0, num_label_frames - chunk_frames) + 1))
+
+
+def cut_chunk(audio: np.ndarray, sampling_rate: int, rows: Sequence[MetadataRow], start_frame: int,
+              chunk_frames: int, label_resolution: float = LABEL_RESOLUTION_S) -> tuple[np.ndarray, list[MetadataRow]]:
+    """Cut label frames [start_frame, start_frame + chunk_frames) of a recording.
+
+    Args:
+        audio: `(samples, channels)`.
+    Returns:
+        audio `(chunk_samples, channels)` (shorter at the end of the file) and the rows inside, frames re-based to 0.
+    """
+    hop = label_resolution * sampling_rate
+    if abs(hop - round(hop)) > 1e-6:
+        raise ValueError(f"{sampling_rate} Hz does not give a whole number of samples per {label_resolution} s frame.")
+    hop = int(round(hop))
+    piece = audio[start_frame * hop: (start_frame + chunk_frames) * hop]
+    end = start_frame + chunk_frames
+    kept = [r._replace(frame=r.frame - start_frame) for r in rows if start_frame <= r.frame < end]
+    return piece, kept
+
+
+def _default_label_encoder():
+    from ..labels_at2seld import encode_labels
+
+    return encode_labels
+
+
+class SELDCollator:
+    """Batch examples into feature-extractor inputs plus track-wise targets.
+
+    Examples: dicts with the audio (a `(samples, 4)` array with `sampling_rate`, or the `{"bytes", "path"}` struct of
+    `load_dcase`) and the metadata (`rows` list, or the column lists of `load_dcase`).
+
+    Output: the extractor's `BatchFeature` (`spatial_features`, `backbone_values`, `frame_mask` (B, T),
+    `num_label_frames`, ...) plus `labels` float32 `(B, T, num_tracks, 6)` (zeros on padded frames; layout of
+    `encode_labels`) and `file_id` (list of B str). T = chunk frames when training, the longest recording otherwise.
+
+    Args:
+        feature_extractor: an `AT2SELDFeatureExtractor` (any callable `fe(list_of_audio, sampling_rate=sr)`).
+        num_classes, num_tracks: label set size and number of output tracks.
+        chunk_length_s: training chunk length (a whole number of 100 ms frames).
+        train: random chunks (True) or whole recordings (False).
+        seed / rng: the chunk positions come from `rng` or from `np.random.default_rng(seed)`; no global RNG.
+        label_encoder: `encode_labels(rows, num_frames, num_classes, num_tracks)`; defaults to
+            `at2seld.labels_at2seld.encode_labels`.
+    """
+
+    def __init__(self, feature_extractor, num_classes: int, num_tracks: int = 3, chunk_length_s: float = 5.0,
+                 train: bool = True, seed: int | None = 0, rng: np.random.Generator | None = None,
+                 label_encoder: Callable | None = None, label_resolution: float = LABEL_RESOLUTION_S):
+        frames = chunk_length_s / label_resolution
+        if chunk_length_s <= 0 or abs(frames - round(frames)) > 1e-6:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} must be a positive multiple of the {label_resolution} s label frame."
+            )
+        self.feature_extractor = feature_extractor
+        self.num_classes = num_classes
+        self.num_tracks = num_tracks
+        self.chunk_frames = int(round(frames))
+        self.train = train
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.label_encoder = label_encoder or _default_label_encoder()
+        self.label_resolution = label_resolution
+
+    def _prepare(self, example: dict) -> tuple[np.ndarray, int, list[MetadataRow], int]:
+        audio, sr = decode_audio(example)
+        if audio.ndim != 2:
+            raise ValueError(f"Expected (samples, 4) FOA audio for {example.get('file_id')!r}, got shape {audio.shape}.")
+        if audio.shape[0] == 4 and audio.shape[1] != 4:
+            audio = audio.T
+        rows = example_rows(example)
+        hop = int(round(self.label_resolution * sr))
+        n_frames = int(math.ceil(audio.shape[0] / hop - 1e-9))
+        if self.train:
+            start = random_chunk(n_frames, self.chunk_frames, self.rng)
+            audio, rows = cut_chunk(audio, sr, rows, start, self.chunk_frames, self.label_resolution)
+            n_frames = int(math.ceil(audio.shape[0] / hop - 1e-9))
+        else:
+            rows = [r for r in rows if r.frame < n_frames]
+        return audio, sr, rows, n_frames
+
+    def __call__(self, examples: Sequence[dict]):
+        prepared = [self._prepare(ex) for ex in examples]
+        rates = {sr for _, sr, _, _ in prepared}
+        if len(rates) != 1:
+            raise ValueError(f"All recordings of a batch must share one sampling rate, got {sorted(rates)}.")
+        sr = rates.pop()
+        batch = self.feature_extractor([a for a, _, _, _ in prepared], sampling_rate=sr)
+        t_max = int(batch["frame_mask"].shape[1])
+        labels = np.zeros((len(prepared), t_max, self.num_tracks, 6), dtype=np.float32)
+        for i, (_, _, rows, _) in enumerate(prepared):
+            n = int(batch["num_label_frames"][i])  # the extractor's count (after any resampling)
+            labels[i, :n] = self.label_encoder([r for r in rows if r.frame < n], n, self.num_classes, self.num_tracks)
+        batch["labels"] = torch.from_numpy(labels)
+        batch["file_id"] = [ex.get("file_id", "") for ex in examples]
+        return batch
+
+
+__all__ = ["FOARecordingDataset", "SELDCollator", "cut_chunk", "random_chunk"]
