@@ -162,25 +162,25 @@ class BEATsConfig(PreTrainedConfig):
         return self.num_mel_bins // self.input_patch_size
 
     @classmethod
-    def tiny(cls, **overrides) -> "BEATsConfig":
+    def tiny(cls, **overrides) -> BEATsConfig:
         """A small BEATs (2 layers, width 32, 2 heads) with every official feature on, for tests and CPU demos."""
-        values = dict(
-            encoder_layers=2,
-            encoder_embed_dim=32,
-            encoder_ffn_embed_dim=64,
-            encoder_attention_heads=2,
-            embed_dim=16,
-            conv_pos=8,
-            conv_pos_groups=4,
-            num_buckets=16,
-            max_distance=32,
-            encoder_layerdrop=0.0,
-        )
+        values = {
+            "encoder_layers": 2,
+            "encoder_embed_dim": 32,
+            "encoder_ffn_embed_dim": 64,
+            "encoder_attention_heads": 2,
+            "embed_dim": 16,
+            "conv_pos": 8,
+            "conv_pos_groups": 4,
+            "num_buckets": 16,
+            "max_distance": 32,
+            "encoder_layerdrop": 0.0,
+        }
         values.update(overrides)
         return cls(**values)
 
     @classmethod
-    def from_official_cfg(cls, cfg: dict, ignore_keys: tuple[str, ...] | list[str] = ()) -> "BEATsConfig":
+    def from_official_cfg(cls, cfg: dict, ignore_keys: tuple[str, ...] | list[str] = ()) -> BEATsConfig:
         """Build a config from the ``cfg`` dict of an official BEATs checkpoint.
 
         Keys the checkpoint omits take the official class defaults (`OFFICIAL_CFG_DEFAULTS`), as in the official
@@ -636,9 +636,9 @@ class BEATsEncoder(nn.Module):
         """Transformer block `index` on x (B, N, D) -> (B, N, D), with gradient decay and (training) layer drop."""
         if self.config.layer_wise_gradient_decay_ratio != 1.0 and torch.is_grad_enabled():
             x = _GradScale.apply(x, float(self.config.layer_wise_gradient_decay_ratio))
-        if self.training and self.config.encoder_layerdrop > 0:
-            if torch.rand((), device=x.device) < self.config.encoder_layerdrop:
-                return x
+        drop = self.config.encoder_layerdrop
+        if self.training and drop > 0 and torch.rand((), device=x.device) < drop:
+            return x
         return self.layers[index](x, token_padding_mask, position_bias)
 
     def finalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -654,6 +654,8 @@ class BEATsEncoder(nn.Module):
             (``AT2SELDFeatureExtractor(backbone_type="beats")`` -> ``backbone_values``); T >= input_patch_size.
         padding_mask: optional (B, T) bool, True at padded frames.
         Returns hidden (B, T' * F', D) with token n = t * F' + f, and grid (T', F') = (T // 16, 8) by default.
+        Tokens of padded patches (see `beats_token_padding_mask`) are excluded as attention keys, but their own
+        rows of `hidden` carry no meaning; mask them downstream.
         """
         x, token_mask, grid = self.embed(fbank, padding_mask)
         bias = self.position_bias(x.shape[1])
@@ -678,7 +680,7 @@ class BEATsEncoder(nn.Module):
 
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
-    def from_folder(cls, path: str | os.PathLike) -> "BEATsEncoder":
+    def from_folder(cls, path: str | os.PathLike) -> BEATsEncoder:
         """Rebuild an encoder from a folder written by ``hub_scripts/convert_beats_checkpoint.py``
         (``config.json`` + ``model.safetensors``). Raises with the missing/unexpected key lists on a mismatch."""
         folder = os.fspath(path)
@@ -783,12 +785,12 @@ def load_official_state_dict(encoder: BEATsEncoder, state_dict: dict[str, torch.
 
 
 __all__ = [
+    "OFFICIAL_CFG_DEFAULTS",
     "BEATsConfig",
     "BEATsEncoder",
     "BEATsLayer",
     "BEATsSelfAttention",
     "BEATsTransformer",
-    "OFFICIAL_CFG_DEFAULTS",
     "beats_token_padding_mask",
     "load_beats_backbone",
     "load_official_state_dict",

@@ -58,9 +58,9 @@ def read_official_checkpoint(checkpoint_path: str | Path, trust_pickle: bool = F
         )
     cfg, state_dict = checkpoint["cfg"], checkpoint["model"]
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: 'cfg' must be a dict of BEATs settings, got {type(cfg).__name__}.")
+        raise TypeError(f"{path}: 'cfg' must be a dict of BEATs settings, got {type(cfg).__name__}.")
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path}: 'model' must be a state dict (name -> tensor).")
+        raise TypeError(f"{path}: 'model' must be a state dict (name -> tensor).")
     return cfg, dict(state_dict)
 
 

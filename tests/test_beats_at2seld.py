@@ -7,7 +7,6 @@ The official key names and shapes below are written out by hand from the officia
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import pytest
@@ -85,9 +84,9 @@ def official_shapes(layers: int = 2, predictor_class: int | None = None) -> dict
 def official_state_dict(seed: int = 0, predictor_class: int | None = None) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     sd = {k: 0.2 * torch.randn(shape, generator=generator) for k, shape in official_shapes(2, predictor_class).items()}
-    for key in sd:
+    for key, value in list(sd.items()):
         if key.endswith("norm.weight"):
-            sd[key] = 1.0 + 0.1 * sd[key]
+            sd[key] = 1.0 + 0.1 * value
     sd["encoder.pos_conv.0.weight_g"] = sd["encoder.pos_conv.0.weight_g"].abs() + 1.0
     sd["encoder.layers.1.self_attn.relative_attention_bias.weight"] = sd[
         "encoder.layers.0.self_attn.relative_attention_bias.weight"
