@@ -200,7 +200,11 @@ def spatial_descriptors(spec: torch.Tensor, descriptors: Sequence[str], mel_filt
         if family == "logmel":
             out.append(power_to_db(mel_project(power, mel_filters), amin))
         elif family == "iv":
-            out.append(mel_project(foa_intensity_vector(spec, eps, power, cross), mel_filters))
+            # band average (filters scaled to unit sum): bounded in [-3/4, 3/4] like the per-bin IV. The DCASE
+            # baseline projects with the raw slaney filters, i.e. this times a per-band constant that its feature
+            # scaler (and our model's input normalisation) removes.
+            band_average = mel_filters / mel_filters.sum(0, keepdim=True).clamp_min(1e-12)
+            out.append(mel_project(foa_intensity_vector(spec, eps, power, cross), band_average))
         elif family == "phase":
             mel_cross = mel_project(cross, mel_filters) if mel_cross is None else mel_cross
             out.append(phase_cos_sin(mel_cross))

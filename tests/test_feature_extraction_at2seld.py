@@ -54,6 +54,10 @@ def test_plane_wave_intensity_vector_points_at_source(fe, az, el):
     out = fe(foa_encode(noise(1.0), az, el), sampling_rate=SR)
     est = iv_direction(out["spatial_features"][0], out["spatial_feature_names"])
     assert angle_between(est, unit(az, el)) < 2.0
+    # per band: Re(conj(W)[X,Y,Z]) = |s|^2 u and the energy is |s|^2 (1 + 1/3), so every band's IV is 3/4 u
+    names = out["spatial_feature_names"]
+    iv = out["spatial_features"][0, [names.index(f"iv_{c}") for c in "xyz"], 3:-3, 2:].numpy()
+    np.testing.assert_allclose(iv, 0.75 * unit(az, el)[:, None, None] * np.ones_like(iv), atol=2e-3)
 
 
 def test_azimuth_sign_positive_is_left(fe):
