@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+from transformers.audio_utils import mel_filter_bank, window_function
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
@@ -216,31 +216,38 @@ def spatial_descriptors(spec: torch.Tensor, descriptors: Sequence[str], mel_filt
     return torch.cat(out, dim=0)
 
 
-def kaldi_fbank(waveform: np.ndarray, window: str, mel_filters: np.ndarray) -> np.ndarray:
+def kaldi_fbank(waveform: np.ndarray, window: str, mel_filters: np.ndarray, block_frames: int = 4096) -> np.ndarray:
     """Kaldi-style 128-bin log-mel filter bank of 16 kHz mono audio (25 ms window, 10 ms hop, `snip_edges`).
 
-    The same computation as transformers' `ASTFeatureExtractor` (numpy path) for `window="hann"`, and as the
-    torchaudio Kaldi fbank used by BEATs for `window="povey"`.
+    Vectorised form of `transformers.audio_utils.spectrogram` with the parameters of transformers'
+    `ASTFeatureExtractor` (numpy path): the same operations in the same order and precision (float64 frames, DC
+    removal, pre-emphasis 0.97, window, 512-point rFFT stored as complex64, power, mel, floor 1.19e-7, log), so the
+    values are identical to it. `window="povey"` gives the torchaudio Kaldi fbank used by BEATs.
 
     Args:
         waveform: `(samples,)` float array at 16 kHz, already scaled as the backbone expects.
+        block_frames: frames processed at once (bounds memory on long inputs; results do not depend on it).
     Returns:
         `(frames, 128)` float32 array, frames = 1 + (samples - 400) // 160.
     """
-    return spectrogram(
-        waveform,
-        window_function(BACKBONE_WIN, window, periodic=False),
-        frame_length=BACKBONE_WIN,
-        hop_length=BACKBONE_HOP,
-        fft_length=512,
-        power=2.0,
-        center=False,
-        preemphasis=0.97,
-        mel_filters=mel_filters,
-        log_mel="log",
-        mel_floor=1.192092955078125e-07,
-        remove_dc_offset=True,
-    ).T.astype(np.float32)
+    win = window_function(BACKBONE_WIN, window, periodic=False).astype(np.float64)
+    signal = np.asarray(waveform).astype(np.float64)
+    n_frames = 1 + (signal.size - BACKBONE_WIN) // BACKBONE_HOP
+    if n_frames < 1:
+        raise ValueError(f"kaldi_fbank needs at least {BACKBONE_WIN} samples, got {signal.size}.")
+    all_frames = np.lib.stride_tricks.sliding_window_view(signal, BACKBONE_WIN)[::BACKBONE_HOP][:n_frames]
+    out = np.empty((n_frames, mel_filters.shape[1]), dtype=np.float32)
+    for start in range(0, n_frames, block_frames):
+        frames = np.array(all_frames[start:start + block_frames])  # (block, 400) float64 copy
+        frames -= frames.mean(axis=1, keepdims=True)
+        frames[:, 1:] -= 0.97 * frames[:, :-1].copy()
+        frames[:, 0] *= 1 - 0.97
+        frames *= win
+        spec = np.fft.rfft(frames, n=512, axis=1).astype(np.complex64)
+        power = np.abs(spec, dtype=np.float64) ** 2.0
+        mel = np.maximum(1.192092955078125e-07, np.dot(mel_filters.T, power.T))
+        out[start:start + block_frames] = np.log(mel).T
+    return out
 
 
 def kaldi_mel_filters(num_mel_bins: int = 128) -> np.ndarray:

@@ -329,3 +329,17 @@ def test_bad_arguments(fe):
         fe([], sampling_rate=SR)
     with pytest.raises(ValueError, match="backbone_type"):
         AT2SELDFeatureExtractor(backbone_type="panns")
+
+
+def test_kaldi_fbank_povey_matches_transformers_spectrogram_in_any_block_size():
+    from transformers.audio_utils import spectrogram, window_function
+
+    from at2seld.feature_extraction_at2seld import kaldi_fbank, kaldi_mel_filters
+
+    w = noise(0.5, seed=13, sr=16000) * 32768
+    mel = kaldi_mel_filters()
+    ref = spectrogram(w, window_function(400, "povey", periodic=False), frame_length=400, hop_length=160,
+                      fft_length=512, power=2.0, center=False, preemphasis=0.97, mel_filters=mel, log_mel="log",
+                      mel_floor=1.192092955078125e-07, remove_dc_offset=True).T
+    for block in (4096, 7):
+        np.testing.assert_array_equal(kaldi_fbank(w, "povey", mel, block_frames=block), ref.astype(np.float32))
