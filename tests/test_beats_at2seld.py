@@ -320,3 +320,10 @@ def test_bad_cfg_and_checkpoints_raise_clear_errors(tmp_path):
     assert encoder(torch.randn(2, 32, 128), padding_mask=half_padded)[0].isfinite().all()
     with pytest.raises(ValueError, match=r"every 16-frame patch of batch item\(s\) \[1\]"):
         encoder(torch.randn(2, 32, 128), padding_mask=torch.tensor([[False] * 32, [True] * 32]))
+
+
+def test_command_line(tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path, TINY_CFG, official_state_dict())
+    _converter().main([str(checkpoint), str(tmp_path / "cli")])
+    assert "written to" in capsys.readouterr().out
+    assert load_beats_backbone(tmp_path / "cli").config.encoder_layers == 2
