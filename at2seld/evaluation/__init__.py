@@ -5,10 +5,17 @@ docs/metrics.md for every reproduced quirk and the two official bugs behind `off
 """
 
 from ..decoding_at2seld import decode, read_dcase_csv, write_dcase_csv
+from .calibration import CalibrationResult, calibrate_thresholds
 from .io import read_prediction_folder, read_reference_folder
 from .metrics import compute_seld_metrics, count_file, jackknife_estimate, scores_from_counts
+from .oracle import oracle_activity_rows, oracle_analysis, oracle_doa_rows
 
 __all__ = [
+    "CalibrationResult",
+    "calibrate_thresholds",
+    "oracle_activity_rows",
+    "oracle_analysis",
+    "oracle_doa_rows",
     "compute_seld_metrics",
     "count_file",
     "decode",
