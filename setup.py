@@ -40,6 +40,7 @@ setup(
     entry_points={
         "console_scripts": [
             # one line per command; each issue adds its own
+            "at2seld-synthesize=at2seld.data.synth.cli:main",
         ]
     },
 )
