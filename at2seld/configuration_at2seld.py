@@ -254,6 +254,8 @@ class AT2SELDConfig(PreTrainedConfig):
         if self.id2label is None and kwargs.get("num_labels") is None:
             self.id2label = dict(enumerate(STARSS23_CLASSES))
             self.label2id = {name: i for i, name in self.id2label.items()}
+        elif self.id2label is not None and self.label2id is None:
+            self.label2id = {name: int(i) for i, name in self.id2label.items()}
         self.backbone_config = backbone_config_to_dict(self.backbone_config)
         if self.backbone_config is None and self.backbone_type == "ast":
             if self.backbone_name_or_path is not None:

@@ -174,8 +174,9 @@ class AT2SELDLoss(nn.Module):
         self.pit = config.pit
         self.num_tracks = config.num_tracks
         self.num_classes = config.num_labels
-        weights = None if config.class_pos_weight is None else torch.tensor(config.class_pos_weight, dtype=torch.float32)
-        self.register_buffer("pos_weight", weights, persistent=False)
+        # kept as a list (not a buffer): from_pretrained builds modules on the meta device and only restores saved
+        # tensors, and the config is the source of truth
+        self.class_pos_weight = None if config.class_pos_weight is None else list(config.class_pos_weight)
 
     def forward(
         self,
@@ -204,10 +205,13 @@ class AT2SELDLoss(nn.Module):
             raise ValueError(f"labels hold class indices outside [0, {c - 1}] on active tracks.")
         if frame_mask is None:
             frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=sed_logits.device)
+        pos_weight = None
+        if self.class_pos_weight is not None:
+            pos_weight = torch.tensor(self.class_pos_weight, dtype=sed_logits.dtype, device=sed_logits.device)
         costs = pairwise_track_costs(
             sed_logits, doa, labels, distance,
             sed_loss=self.sed_loss, focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha,
-            pos_weight=self.pos_weight, doa_loss=self.doa_loss, doa_supervision=self.doa_supervision,
+            pos_weight=pos_weight, doa_loss=self.doa_loss, doa_supervision=self.doa_supervision,
         )
         total = costs["sed"] + self.doa_weight * costs["doa"]
         if "distance" in costs:
