@@ -41,6 +41,8 @@ setup(
         "console_scripts": [
             # one line per command; each issue adds its own
             "at2seld-synthesize=at2seld.data.synth.cli:main",
+            "at2seld-evaluate=at2seld.evaluation.cli:main",
+            "at2seld-report=at2seld.modeling_at2seld:report_main",
         ]
     },
 )

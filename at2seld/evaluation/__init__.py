@@ -4,13 +4,23 @@ The numbers are those the official DCASE evaluation code prints on the same file
 docs/metrics.md for every reproduced quirk and the two official bugs behind `official_quirks`.
 """
 
+from pathlib import Path
+
 from ..decoding_at2seld import decode, read_dcase_csv, write_dcase_csv
 from .calibration import CalibrationResult, calibrate_thresholds
 from .io import read_prediction_folder, read_reference_folder
 from .metrics import compute_seld_metrics, count_file, jackknife_estimate, scores_from_counts
+from .metrics_2019 import compute_dcase2019_metrics, read_tau2019_metadata, tau2019_events_to_rows
 from .oracle import oracle_activity_rows, oracle_analysis, oracle_doa_rows
 
+#: folder of the `evaluate` metric module: `evaluate.load(SELD_METRIC_PATH)`
+SELD_METRIC_PATH = str(Path(__file__).with_name("seld_metric") / "seld_metric.py")
+
 __all__ = [
+    "SELD_METRIC_PATH",
+    "compute_dcase2019_metrics",
+    "read_tau2019_metadata",
+    "tau2019_events_to_rows",
     "CalibrationResult",
     "calibrate_thresholds",
     "oracle_activity_rows",

@@ -107,3 +107,56 @@ def write_case(refs, preds, ref_dir: Path, pred_dir: Path, with_distance: bool, 
                 az, el = np.deg2rad(r[3]), np.deg2rad(r[4])
                 x, y, z = np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)
                 fh.write(f"{int(r[0])},{int(r[1])},{int(r[2])},{float(x)!r},{float(y)!r},{float(z)!r},{float(r[5])!r}\n")
+
+
+TAU2019_NAMES = [
+    "knock", "drawer", "clearthroat", "phone", "keysDrop", "speech", "keyboard", "pageturn", "cough", "doorslam",
+    "laughter",
+]  # fmt: skip
+
+
+def make_case_2019(seed: int, n_files: int = 2, n_events: int = 12):
+    """-> (metadata, predictions): dict name -> TAU2019 metadata events (class, start_s, end_s, ele, azi) on
+    the 10-degree grid, and dict name -> 2019 prediction rows (frame, class, azimuth, elevation) at 20 ms
+    with integer angles (off-grid), misses, false alarms and onset jitter, over 3000 frames."""
+    rng = np.random.default_rng(seed)
+    meta, preds = {}, {}
+    for f in range(n_files):
+        name = f"split1_ir0_ov2_{seed * 10 + f}.csv"
+        events, rows = [], []
+        for _ in range(n_events):
+            start = round(float(rng.uniform(0, 58)), 3)
+            end = round(min(59.99, start + float(rng.uniform(0.2, 3.0))), 3)
+            ev = (int(rng.integers(0, 11)), start, end, int(rng.integers(-4, 5)) * 10, int(rng.integers(-18, 18)) * 10)
+            events.append(ev)
+            if rng.random() < 0.15:
+                continue
+            cls = ev[0] if rng.random() > 0.1 else int(rng.integers(0, 11))
+            s, e = int(np.floor(start * 50)) + int(rng.integers(-5, 6)), int(np.ceil(end * 50)) + int(rng.integers(-5, 6))
+            err = 8.0 if rng.random() < 0.7 else 40.0
+            for t in range(max(0, s), min(3005, e + 1)):
+                azi = int(np.clip(round(ev[4] + rng.normal(0, err)), -180, 179))
+                ele = int(np.clip(round(ev[3] + rng.normal(0, err / 2)), -45, 45))
+                rows.append((t, cls, azi, ele))
+        for _ in range(3):  # false alarms
+            s = int(rng.integers(0, 2950))
+            c, azi, ele = int(rng.integers(0, 11)), int(rng.integers(-180, 180)), int(rng.integers(-40, 41))
+            rows.extend((t, c, azi, ele) for t in range(s, s + int(rng.integers(5, 60))))
+        rows.sort(key=lambda r: r[0])
+        meta[name] = events
+        preds[name] = np.asarray(rows, dtype=np.float64)
+    return meta, preds
+
+
+def write_case_2019(meta, preds, ref_dir: Path, pred_dir: Path):
+    Path(ref_dir).mkdir(parents=True, exist_ok=True)
+    Path(pred_dir).mkdir(parents=True, exist_ok=True)
+    for name, events in meta.items():
+        with open(Path(ref_dir) / name, "w") as fh:
+            fh.write("sound_event_recording,start_time,end_time,ele,azi,dist\n")
+            for cls, start, end, ele, azi in events:
+                fh.write(f"{TAU2019_NAMES[cls]},{start},{end},{ele},{azi},2\n")
+    for name, rows in preds.items():
+        with open(Path(pred_dir) / name, "w") as fh:
+            for r in rows:
+                fh.write(f"{int(r[0])},{int(r[1])},{int(r[2])},{int(r[3])}\n")

@@ -91,3 +91,28 @@ def test_reproduces_official_numbers(tmp_path, key):
         for i, name in enumerate(names):
             _close(fixed[name], plain[name])
             _close(fixed["jackknife"][name]["ci"], expected[i][1])
+
+
+# DCASE 2019: `make_case_2019(seed, n_files=2)` written by `write_case_2019` (TAU2019 metadata with
+# header; 2019 prediction rows `frame,class,azi,ele` at 20 ms), scored by the loop of
+# sharathadavanne/seld-dcase2019 @e88c62b calculate_SELD_metrics.py ('all' files, sorted) with
+# metrics/evaluation_metrics.SELDMetrics; same import shims. Values: (ER, F, DOA error, frame recall, SELD).
+OFFICIAL_2019 = {
+    201: [0.42857142857142855, 0.709090909090909, 14.597357229204041, 0.9155, 0.2212692371329133],
+    202: [0.36666666666666664, 0.7999999999999999, 18.159461941067256, 0.9131666666666667, 0.18859647491814896],
+}
+
+
+@pytest.mark.parametrize("seed", sorted(OFFICIAL_2019))
+def test_reproduces_official_dcase2019_numbers(tmp_path, seed):
+    from seld_synthetic_cases import make_case_2019, write_case_2019
+
+    from at2seld.evaluation.cli import read_folders_2019
+
+    meta, preds = make_case_2019(seed, n_files=2)
+    write_case_2019(meta, preds, tmp_path / "ref", tmp_path / "pred")
+    refs, preds = read_folders_2019(tmp_path / "ref", tmp_path / "pred")
+    from at2seld.evaluation.metrics_2019 import compute_dcase2019_metrics
+
+    out = compute_dcase2019_metrics(refs, preds)
+    _close([out[k] for k in ("ER", "F", "LE", "LR", "SELD")], OFFICIAL_2019[seed])
