@@ -13,7 +13,7 @@ comparable loudness while active.
 | hiss | steady high band noise (2-3.5 kHz to 7-10 kHz) with fast flutter: water-tap like |
 | knock | 2-6 damped low resonances (120-350 Hz) with a short click, 0.1-0.25 s apart |
 | babble | speech-like: glottal pulse train (f0 100-230 Hz, drifting) through two morphing formant pairs, syllabic AM 3-6 Hz |
-| bell | inharmonic partials (hum, prime, minor third, fifth, octave...) of 500-1100 Hz, long decays, 1-2 strikes |
+| bell | inharmonic partials (hum, prime, minor third, fifth, octave...) of 700-1400 Hz, long decays, 1-2 strikes |
 | footsteps | heel-toe pairs of band noise (80-1500 Hz) at 1.6-2.3 steps/s |
 | phone | two-tone warble (0.8-1.1 kHz and x1.15-1.35, switched at 16-25 Hz) in 0.35-0.5 s rings |
 | clapping | very short broadband bursts (0.8-4.5 kHz) at 2.5-5 claps/s, irregular |
@@ -172,7 +172,7 @@ BELL_RATIOS = np.array([0.5, 1.0, 1.19, 1.5, 2.0, 2.51, 2.66, 3.01])
 
 def gen_bell(rng, n, sr):
     t = np.arange(n) / sr
-    f = rng.uniform(500, 1100)
+    f = rng.uniform(700, 1400)
     ratios = BELL_RATIOS * (1 + 0.01 * rng.uniform(-1, 1, len(BELL_RATIOS)))
     ratios = ratios[ratios * f < 0.45 * sr]
     base_decay = rng.uniform(0.6, 1.2)
