@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -257,6 +258,31 @@ def write_dcase_csv(rows: Any, path: str | os.PathLike, cartesian: bool = False)
         fh.write("\n".join(lines) + ("\n" if lines else ""))
 
 
+def _read_uniform_csv(path: str | os.PathLike, distance_scale: float) -> np.ndarray | None:
+    """Fast path of `read_dcase_csv` for header-less files whose lines all have the same width;
+    None when the file needs the line-by-line reader (header, mixed widths, bad lines)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # empty file
+            arr = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    except (ValueError, IndexError):
+        return None
+    if arr.size == 0:
+        return np.zeros((0, 5))
+    n = arr.shape[1]
+    if n == 4:
+        return np.column_stack([arr[:, :2], np.zeros(len(arr)), arr[:, 2:]])
+    if n == 5:
+        return arr
+    if n == 6:
+        arr[:, 5] *= distance_scale
+        return arr
+    if n == 7:
+        az, el = cartesian_to_polar(arr[:, 3:6])
+        return np.column_stack([arr[:, :3], az, el, arr[:, 6] * distance_scale])
+    return None
+
+
 def read_dcase_csv(path: str | os.PathLike, distance_scale: float = 1.0) -> np.ndarray:
     """Read a DCASE CSV into polar rows, in file order.
 
@@ -268,6 +294,9 @@ def read_dcase_csv(path: str | os.PathLike, distance_scale: float = 1.0) -> np.n
 
     Returns (rows, 5) float64, or (rows, 6) when any line carries a distance (NaN where a line has none).
     """
+    fast = _read_uniform_csv(path, distance_scale)
+    if fast is not None:
+        return fast
     out: list[list[float]] = []
     has_dist = False
     with open(path, encoding="utf-8") as fh:
