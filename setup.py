@@ -32,6 +32,7 @@ setup(
         "scipy",
         "soxr",
         "matplotlib",
+        "tensorboard",  # default report_to of at2seld-train
     ],
     extras_require={
         "dev": ["pytest", "hypothesis", "ruff"],
@@ -43,6 +44,8 @@ setup(
             "at2seld-synthesize=at2seld.data.synth.cli:main",
             "at2seld-evaluate=at2seld.evaluation.cli:main",
             "at2seld-report=at2seld.modeling_at2seld:report_main",
+            "at2seld-infer=at2seld.inference:main",
+            "at2seld-train=at2seld.training:main",
         ]
     },
 )
