@@ -87,9 +87,13 @@ def test_drr_and_snr_are_what_was_asked():
     noise = noise_foa[0]
     on, off = int(0.5 * SR), int(2.0 * SR)
     assert 10 * np.log10(np.mean(direct[on:off] ** 2) / np.mean(noise**2)) == pytest.approx(20.0, abs=0.5)
-    # diffuse SN3D field: each of Y, Z, X carries 1/3 of the W energy
+    # diffuse SN3D field: each of Y, Z, X carries 1/3 of the W energy (10 %: 3 s of pink noise, whose few
+    # low-frequency degrees of freedom make the power estimate spread by several percent)
     xyz = np.mean(noise_foa[1:] ** 2, axis=1) / np.mean(noise**2)
-    np.testing.assert_allclose(xyz, 1 / 3, rtol=0.05)
+    np.testing.assert_allclose(xyz, 1 / 3, rtol=0.1)
+    # ... and is uncorrelated with W
+    corr = noise_foa[1:] @ noise / np.sqrt(np.sum(noise_foa[1:] ** 2, axis=1) * np.sum(noise**2))
+    assert np.all(np.abs(corr) < 0.1)
 
 
 def test_moving_source_labels_follow_the_trajectory():

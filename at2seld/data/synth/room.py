@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 SPEED_OF_SOUND = 343.0
 DIFFUSE_SN3D_GAINS = np.array([1.0, 1.0 / np.sqrt(3.0), 1.0 / np.sqrt(3.0), 1.0 / np.sqrt(3.0)])
@@ -103,16 +104,18 @@ def diffuse_tail(rng: np.random.Generator, rt60: float, sr: int, predelay_s: flo
     return np.concatenate([np.zeros((4, start)), noise], axis=1)
 
 
-def diffuse_noise(rng: np.random.Generator, num_samples: int, sr: int, tilt_db_per_oct: float = -3.0) -> np.ndarray:
-    """Diffuse ambient noise `(4, num_samples)`: decorrelated coloured (pink by default) noise with SN3D diffuse
-    channel energies, unit power in W."""
-    spec = np.fft.rfft(rng.standard_normal((4, num_samples)), axis=1)
-    f = np.fft.rfftfreq(num_samples, 1.0 / sr)
-    shape = (np.maximum(f, 50.0) / 1000.0) ** (tilt_db_per_oct / 6.0206)
-    shape[0] = 0.0
-    x = np.fft.irfft(spec * shape[None], num_samples, axis=1)
-    x /= np.sqrt(np.mean(x[0] ** 2))
-    return x * DIFFUSE_SN3D_GAINS[:, None]
+# -3 dB/octave ("pink") IIR approximation over the audio band (J. O. Smith's classic 3-pole/3-zero design).
+PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
+PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
+
+
+def diffuse_noise(rng: np.random.Generator, num_samples: int, sr: int) -> np.ndarray:
+    """Diffuse ambient noise `(4, num_samples)` float32: decorrelated pink noise per channel with SN3D diffuse
+    channel energies (W: 1, Y/Z/X: 1/3), unit power in W."""
+    white = rng.standard_normal((4, num_samples), dtype=np.float32)
+    x = lfilter(PINK_B.astype(np.float32), PINK_A.astype(np.float32), white, axis=1)
+    x /= np.sqrt(np.mean(np.square(x[0], dtype=np.float64)))
+    return (x * DIFFUSE_SN3D_GAINS[:, None].astype(np.float32)).astype(np.float32)
 
 
 __all__ = [

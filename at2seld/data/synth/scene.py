@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import oaconvolve
+from scipy.signal import fftconvolve
 
 from ...feature_extraction_at2seld import foa_encode, foa_encoding_gains, resample
 from ..classes import SYNTH_CLASSES
@@ -202,7 +202,7 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
     """
     sr = cfg.sampling_rate
     n = int(round(cfg.duration_s * sr))
-    out = np.zeros((4, n))
+    out = np.zeros((4, n), dtype=np.float32)
     send = np.zeros(n)
     powers = []
     for ev in events:
@@ -216,7 +216,10 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
             sig = generate_source(SYNTH_CLASSES[ev.class_index], rng, m, sr)
         sig = sig * 10.0 ** (ev.level_db / 20.0)
         powers.append(float(np.mean(sig**2)))
-        az, el = ev.doa_at(np.arange(m) / sr)
+        if ev.azimuth_velocity or ev.elevation_velocity:
+            az, el = ev.doa_at(np.arange(m) / sr)  # per-sample trajectory
+        else:
+            az, el = ev.azimuth_deg, ev.elevation_deg
         out[:, on: on + m] += foa_encode(sig, az, el)
         if ev.drr_db is None:
             continue
@@ -235,7 +238,7 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
     if np.any(send):
         predelay = 0.5 * min(cfg.room.size) / 343.0 + 0.005
         tail = diffuse_tail(rng, cfg.room.rt60, sr, predelay)
-        out += oaconvolve(send[None, :], tail, axes=1)[:, :n]
+        out += fftconvolve(send.astype(np.float32)[None, :], tail.astype(np.float32), axes=1)[:, :n]
     if cfg.snr_db is not None and powers:
         out += diffuse_noise(rng, n, sr) * np.sqrt(np.mean(powers) / 10.0 ** (cfg.snr_db / 10.0))
     peak = np.max(np.abs(out)) if n else 0.0

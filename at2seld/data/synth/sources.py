@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.fft as sfft
 from scipy.signal import lfilter
 
 from ..classes import SYNTH_CLASSES
@@ -48,15 +49,17 @@ def fade(n: int, sr: int, attack_s: float, release_s: float) -> np.ndarray:
 
 
 def band_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float, tilt_db_per_oct: float = 0.0) -> np.ndarray:
-    """White Gaussian noise band-limited to [lo, hi] Hz (raised-cosine edges), optional spectral tilt; `(n,)`."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr)
+    """White Gaussian noise band-limited to [lo, hi] Hz (raised-cosine edges), optional spectral tilt; `(n,)`.
+    (Computed on a fast FFT length >= n and cut, so odd lengths cost no more than round ones.)"""
+    size = sfft.next_fast_len(n, real=True)
+    spec = sfft.rfft(rng.standard_normal(size, dtype=np.float32))
+    f = np.fft.rfftfreq(size, 1.0 / sr)
     edge = 0.15
     mask = np.clip((f - lo * (1 - edge)) / (lo * edge + 1e-9), 0, 1) * np.clip((hi * (1 + edge) - f) / (hi * edge), 0, 1)
     mask = 0.5 - 0.5 * np.cos(np.pi * mask)
     if tilt_db_per_oct:
         mask = mask * (np.maximum(f, 20.0) / 1000.0) ** (tilt_db_per_oct / 6.0206)
-    return np.fft.irfft(spec * mask, n)
+    return sfft.irfft(spec * mask.astype(np.float32), size)[:n].astype(np.float64)
 
 
 def smooth_random(rng: np.random.Generator, n: int, sr: int, rate_hz: float) -> np.ndarray:
