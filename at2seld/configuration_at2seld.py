@@ -111,6 +111,9 @@ def backbone_config_to_dict(config: PreTrainedConfig | dict | None) -> dict | No
     if isinstance(config, PreTrainedConfig):
         out = config.to_diff_dict()
         out["model_type"] = config.model_type
+        # a tagging checkpoint's label maps (527 AudioSet classes) mean nothing to the encoder
+        for key in ("id2label", "label2id", "architectures"):
+            out.pop(key, None)
     elif isinstance(config, dict):
         out = copy.deepcopy(config)
     else:

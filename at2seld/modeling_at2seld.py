@@ -633,7 +633,7 @@ class AT2SELDForSoundEventLocalization(AT2SELDPreTrainedModel):
             ast_config._attn_implementation = "eager"
         fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=_cpu_attention_flops())
         try:
             with counter:
                 self(spatial_features=spatial, backbone_values=fbank)
@@ -661,6 +661,20 @@ class AT2SELDForSoundEventLocalization(AT2SELDPreTrainedModel):
         if print_report:
             print(format_report(result, title=f"{root} ({cfg.backbone_type} backbone, fusion={cfg.fusion})"))
         return result
+
+
+def _cpu_attention_flops() -> dict:
+    """FLOP formula for the fused CPU attention kernel, which `torch.utils.flop_counter` does not know."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None:
+        return {}
+
+    def flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    return {op: flops}
 
 
 def format_report(result: dict, title: str = "AT2SELD") -> str:
@@ -719,6 +733,49 @@ def load_pretrained_backbone(backbone: nn.Module, config: AT2SELDConfig) -> None
     raise ValueError(f"Cannot load pretrained weights for backbone_type={config.backbone_type!r}.")
 
 
+def report_main(argv: list[str] | None = None) -> dict:
+    """Command line `at2seld-report`: parameters per component and MACs per second of audio of a configuration.
+
+    The model is built with random weights (the counts do not depend on them), from a saved model / config folder or
+    Hub id (`--config`), or from `AT2SELDConfig()` / `AT2SELDConfig.tiny()` with overrides.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="at2seld-report", description=report_main.__doc__.splitlines()[0])
+    parser.add_argument("--config", help="folder or Hub id holding an AT2SELD config.json (default: AT2SELDConfig())")
+    parser.add_argument("--tiny", action="store_true", help="start from AT2SELDConfig.tiny()")
+    parser.add_argument("--backbone", choices=["ast", "beats", "none"], help="override backbone_type")
+    parser.add_argument("--fusion", help="override fusion (none, early, late, early+late, early_concat)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the measured input (default 10 s)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    overrides = {}
+    if args.backbone is not None:
+        overrides["backbone_type"] = args.backbone
+        overrides["backbone_config"] = None
+        if args.backbone == "none" and args.fusion is None:
+            overrides["fusion"] = "none"
+    if args.fusion is not None:
+        overrides["fusion"] = args.fusion
+    if args.config is not None:
+        base = AT2SELDConfig.from_pretrained(args.config).to_dict()
+        for key in ("model_type", "transformers_version", "auto_map", "architectures", "_name_or_path"):
+            base.pop(key, None)
+        base.update(overrides)
+        config = AT2SELDConfig(**base)
+    elif args.tiny:
+        config = AT2SELDConfig.tiny(**overrides)
+    else:
+        config = AT2SELDConfig(**overrides)
+    config.backbone_name_or_path = None  # counts only: no weight download
+    model = AT2SELDForSoundEventLocalization(config)
+    result = model.report(seconds=args.seconds, print_report=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return result
+
+
 __all__ = [
     "AT2SELDForSoundEventLocalization",
     "AT2SELDOutput",
@@ -733,5 +790,6 @@ __all__ = [
     "build_backbone",
     "format_report",
     "interpolate_ast_position_embeddings",
+    "report_main",
 ]
 

@@ -362,6 +362,23 @@ def test_report_counts_parameters_and_macs():
     assert result["macs_per_second"]["backbone"] > 0 and result["macs_per_second"]["spatial_encoder"] > 0
 
 
+def test_report_backbone_macs_match_the_ast_formula():
+    # tiny AST, 10 s = 1000 fbank frames (one window): 99 time x 8 frequency patches + cls + distillation = 794 tokens
+    tokens, dim, ffn, patches = 794, 32, 64, 792
+    per_layer = 4 * tokens * dim * dim + 2 * tokens * dim * ffn + 2 * tokens * tokens * dim  # projections, MLP, QK^T+AV
+    patch_embedding = patches * dim * 16 * 16
+    result = model_for().report(seconds=10.0, print_report=False)
+    assert result["macs_per_second"]["backbone"] == pytest.approx((2 * per_layer + patch_embedding) / 10.0)
+
+
+def test_report_command_line(capsys):
+    from at2seld.modeling_at2seld import report_main
+
+    result = report_main(["--tiny", "--backbone", "none", "--seconds", "1"])
+    assert result["parameters"]["backbone"] == 0
+    assert "spatial_encoder" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------------------ learning
 def test_tiny_model_overfits_one_batch():
     torch.manual_seed(0)
