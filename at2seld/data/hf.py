@@ -140,8 +140,20 @@ def _generate(recordings: list[Recording], strict: bool) -> Iterator[dict]:
         yield recording_example(rec, strict=strict)
 
 
+def _decode_batch(batch: dict) -> dict:
+    """`with_transform`/`map` helper: add the decoded `array` (samples, 4) float32 to each audio struct."""
+    out = dict(batch)
+    audio = []
+    for a in batch["audio"]:
+        data, sr = decode_audio({"audio": a})
+        audio.append({**a, "array": data, "sampling_rate": sr})
+    out["audio"] = audio
+    return out
+
+
 def load_dcase(name: str, data_dir: str | os.PathLike, split: str = "train", streaming: bool = False,
-               folds: tuple[int, ...] | None = None, cache_dir: str | None = None, strict: bool = True):
+               folds: tuple[int, ...] | None = None, cache_dir: str | None = None, strict: bool = True,
+               decode: bool = False):
     """A DCASE folder as a `datasets.Dataset` (or `IterableDataset` with `streaming=True`), one example per recording.
 
     Args:
@@ -151,7 +163,10 @@ def load_dcase(name: str, data_dir: str | os.PathLike, split: str = "train", str
         folds: override the split rule with explicit fold numbers (e.g. another TAU2019 CV fold).
         cache_dir: Arrow cache of the non-streaming dataset (datasets' default cache when None).
         strict: metadata errors raise (True) or skip bad rows with a warning (False).
-    Columns: see the module docstring; decode audio with `decode_audio(example)`.
+        decode: decode the audio with soundfile on access: `example["audio"]["array"]` `(samples, 4)` float32 (a
+            `with_transform` on `Dataset`, a lazy `map` on `IterableDataset`). Off by default so that metadata-only
+            passes (filtering, class statistics) do not read audio; `decode_audio(example)` works either way.
+    Columns: see the module docstring.
     """
     import datasets
 
@@ -165,8 +180,10 @@ def load_dcase(name: str, data_dir: str | os.PathLike, split: str = "train", str
     features = dcase_features("struct")
     gen_kwargs = {"recordings": recordings, "strict": strict}
     if streaming:
-        return datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs)
-    return datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
+        ds = datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs)
+        return ds.map(_decode_batch, batched=True, batch_size=1) if decode else ds
+    ds = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
+    return ds.with_transform(_decode_batch) if decode else ds
 
 
 # ------------------------------------------------------------------------------------------ Parquet / Hub export

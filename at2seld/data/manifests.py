@@ -11,7 +11,8 @@ Only this module knows the folder layouts (lhotse-style recipe layer):
 | synthetic | `foa_dev/dev-{train,val,test}-synth/fold{1,2,3}_room{r}_mix{m}.wav` | `metadata_dev/dev-*-synth/` | dev-train / dev-val / dev-test |
 
 Evaluation audio lives in `foa_eval/` (any names, any sub-folders); its metadata (`metadata_eval/`) is optional:
-recordings without it are returned unlabeled (`metadata_path=None`).
+recordings without it are returned unlabeled (`metadata_path=None`). Hidden files (".DS_Store", "._*" resource
+forks) are ignored.
 """
 
 from __future__ import annotations
@@ -123,12 +124,18 @@ def split_of(layout: DatasetLayout, split_folder: str, fold: int | None) -> list
     return out
 
 
+def _visible(p: Path, root: Path) -> bool:
+    # hidden files and folders (".DS_Store", macOS "._fold1..." resource forks) are not part of a data set
+    return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
 def _audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and _visible(p, root))
 
 
 def _metadata_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.csv") if p.is_file())
+    return sorted(p for p in root.rglob("*.csv") if p.is_file() and _visible(p, root))
 
 
 def _list_some(paths, n: int = 5) -> str:

@@ -38,6 +38,16 @@ def test_load_dcase_streaming_and_eval(starss_dir):
     assert decode_audio(ex)[0].shape == (12000, 4)
 
 
+def test_load_dcase_decode_option(starss_dir, tmp_path):
+    wav = starss_dir / "foa_dev/dev-test-sony/fold4_room23_mix001.wav"
+    ds = load_dcase("starss23", starss_dir, split="test", decode=True, cache_dir=str(tmp_path / "cache"))
+    np.testing.assert_array_equal(ds[0]["audio"]["array"], _expected_audio(wav))
+    assert ds[0]["audio"]["sampling_rate"] == 24000 and ds[0]["frame"] == [5]
+    ex = next(iter(load_dcase("starss23", starss_dir, split="test", decode=True, streaming=True)))
+    np.testing.assert_array_equal(ex["audio"]["array"], _expected_audio(wav))
+    np.testing.assert_array_equal(decode_audio(ex)[0], _expected_audio(wav))
+
+
 def test_load_dcase_empty_split_is_explained(starss_dir):
     with pytest.raises(ValueError, match=r"No tau2021 recordings|No starss23 recordings in split"):
         load_dcase("starss23", starss_dir, split="train", folds=(9,))

@@ -24,6 +24,12 @@ def test_starss23_layout_and_splits(starss_dir):
     assert len(select_split(recs, "dev")) == 3
 
 
+def test_hidden_files_are_ignored(starss_dir, text_writer):
+    text_writer(starss_dir / "foa_dev" / "dev-train-sony" / "._fold3_room21_mix001.wav", "resource fork")
+    text_writer(starss_dir / "metadata_dev" / ".DS_Store" / "x.csv", "")
+    assert len(scan_dcase("starss23", starss_dir)) == 4
+
+
 def test_tau2019_folds(tmp_path, foa_writer, text_writer):
     root = tmp_path / "tau2019"
     head = "sound_event_recording,start_time,end_time,ele,azi,dist\n"
