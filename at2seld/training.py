@@ -510,7 +510,7 @@ def push_folder_to_hub(folder: Path, repo_id: str, token: str | None = None, pri
 
 # ------------------------------------------------------------------------------------------------------------- main
 def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArguments,
-        training_args: SELDTrainingArguments) -> dict:
+        training_args: SELDTrainingArguments, extra_callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Train, calibrate, test, save; returns the results dict that is also written to `metrics.json`."""
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -535,7 +535,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
     else:
         model = AT2SELDForSoundEventLocalization(config)
     fe = feature_extractor_for(config)
-    callbacks = []
+    callbacks = list(extra_callbacks)
     if model.backbone is not None:
         schedule = BackboneSchedule(config.backbone_trainable_layers, model_args.unfreeze_backbone_after_epochs)
         model.backbone.freeze(-1)  # the optimizer must see every parameter; the schedule freezes at train begin
