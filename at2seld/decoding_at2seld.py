@@ -25,6 +25,11 @@ try:  # torch is optional here: decode() also accepts torch tensors
 except ImportError:  # pragma: no cover - torch is a dependency of the package
     torch = None
 
+try:  # optional: a faster CSV parser
+    import pandas as _pd
+except ImportError:  # pragma: no cover
+    _pd = None
+
 __all__ = [
     "cartesian_to_polar",
     "decode",
@@ -261,12 +266,23 @@ def write_dcase_csv(rows: Any, path: str | os.PathLike, cartesian: bool = False)
 def _read_uniform_csv(path: str | os.PathLike, distance_scale: float) -> np.ndarray | None:
     """Fast path of `read_dcase_csv` for header-less files whose lines all have the same width;
     None when the file needs the line-by-line reader (header, mixed widths, bad lines)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # empty file
-            arr = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except (ValueError, IndexError):
-        return None
+    arr = None
+    if _pd is not None:  # pandas' C parser is ~5x faster than np.loadtxt
+        try:
+            arr = _pd.read_csv(path, header=None, dtype=np.float64, skip_blank_lines=True).to_numpy()
+        except _pd.errors.EmptyDataError:
+            return np.zeros((0, 5))
+        except (ValueError, TypeError, _pd.errors.ParserError):
+            return None
+        if np.isnan(arr).any():  # ragged lines were padded with NaN
+            return None
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # empty file
+                arr = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        except (ValueError, IndexError):
+            return None
     if arr.size == 0:
         return np.zeros((0, 5))
     n = arr.shape[1]

@@ -20,6 +20,7 @@ scores are computed from their sum, and leave-one-file-out jackknife estimates a
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping
@@ -127,7 +128,32 @@ def _match(cost: np.ndarray, k: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, 
         sub = cost[one_col, :, 0]
         row = np.argmin(sub, axis=1)
         gs.append(g[one_col]); rs.append(row); cs.append(np.zeros(row.size, dtype=np.int64))  # fmt: skip
-    for i in np.flatnonzero((k > 1) & (m > 1)).tolist():
+    multi = (k > 1) & (m > 1)
+    hard: list[int] = []
+    for kk, mm in {(int(a), int(b)) for a, b in zip(k[multi], m[multi])}:
+        sel = np.flatnonzero(multi & (k == kk) & (m == mm))
+        if max(kk, mm) > 4:
+            hard.extend(sel.tolist())
+            continue
+        # enumerate the injective maps of the smaller side; a unique optimum is what scipy returns
+        small, large = min(kk, mm), max(kk, mm)
+        perms = np.array(list(itertools.permutations(range(large), small)))  # (n_perm, small)
+        sub = cost[sel, :kk, :mm]
+        if kk > mm:
+            sub = sub.transpose(0, 2, 1)  # rows = the smaller side
+        totals = sub[:, np.arange(small)[None, :], perms].sum(-1)  # (groups, n_perm)
+        order = np.argsort(totals, axis=1)
+        best = np.take_along_axis(totals, order[:, :1], 1)[:, 0]
+        second = np.take_along_axis(totals, order[:, 1:2], 1)[:, 0]
+        clear = second - best > 1e-9 * np.maximum(1.0, best)  # (near-)ties go to scipy for its tie-breaking
+        hard.extend(sel[~clear].tolist())
+        sel, pick = sel[clear], perms[order[clear, 0]]  # (g, small)
+        small_idx = np.broadcast_to(np.arange(small), pick.shape)
+        row, col = (small_idx, pick) if kk <= mm else (pick, small_idx)
+        o = np.argsort(row, axis=1, kind="stable")  # scipy returns pairs sorted by row
+        gs.append(np.repeat(sel, small)); rs.append(np.take_along_axis(row, o, 1).ravel())  # fmt: skip
+        cs.append(np.take_along_axis(col, o, 1).ravel())
+    for i in sorted(hard):
         r, c = linear_sum_assignment(cost[i, : k[i], : m[i]])
         gs.append(np.full(r.size, i)); rs.append(r); cs.append(c)  # fmt: skip
     if not gs:

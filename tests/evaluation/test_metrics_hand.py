@@ -280,3 +280,20 @@ def test_bad_inputs_raise_clear_errors():
         compute_seld_metrics([], ref, 2)
     with pytest.raises(ValueError, match="at least 2"):
         compute_seld_metrics(ref, ref, 2, jackknife=True)
+
+
+def test_vectorised_assignment_picks_what_scipy_picks_ties_included():
+    # the official code calls scipy's linear_sum_assignment per frame; the vectorised matcher must pick
+    # the same pairs (which reference row gets which error), also for tied costs (integers 0..3)
+    from scipy.optimize import linear_sum_assignment
+
+    from at2seld.evaluation.metrics import _match
+
+    rng = np.random.default_rng(0)
+    for k, m in [(1, 3), (3, 1), (2, 2), (2, 3), (3, 2), (3, 3), (4, 4), (2, 5)]:
+        for costs in (rng.uniform(0, 180, (50, k, m)), rng.integers(0, 4, (50, k, m)).astype(float)):
+            grp, row, col = _match(costs, np.full(50, k), np.full(50, m))
+            for g in range(50):
+                r, c = linear_sum_assignment(costs[g])
+                got = sorted(zip(row[grp == g].tolist(), col[grp == g].tolist()))
+                assert got == sorted(zip(r.tolist(), c.tolist())), (k, m, costs[g])
