@@ -133,7 +133,7 @@ def tau2019_frames(start_s: float, end_s: float, label_resolution: float = LABEL
     """Label frames of a TAU2019 event as the DCASE 2019 baseline computes them: floor(start*rate) to
     ceil(end*rate), both inclusive."""
     rate = 1.0 / label_resolution
-    return range(int(math.floor(start_s * rate)), int(math.ceil(end_s * rate)) + 1)
+    return range(math.floor(start_s * rate), math.ceil(end_s * rate) + 1)
 
 
 def _parse_tau2019_row(fields: list[str], event_index: int) -> list[MetadataRow]:
@@ -221,17 +221,17 @@ def write_metadata(path: str | os.PathLike, rows, dataset: str = "starss23") -> 
         raise ValueError("write_metadata writes the frame-wise formats only (tau2020/2021, starss22/23, synthetic).")
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:
-            base = f"{int(r[0])},{int(r[1])},{int(r[2])},{int(round(r[3]))},{int(round(r[4]))}"
+            base = f"{int(r[0])},{int(r[1])},{int(r[2])},{round(r[3])},{round(r[4])}"
             if dataset in ("starss23", "synthetic") and len(r) > 5 and r[5] is not None:
-                base += f",{int(round(r[5] * 100))}"
+                base += f",{round(r[5] * 100)}"
             fh.write(base + "\n")
 
 
 __all__ = [
     "LABEL_RESOLUTION_S",
+    "TAU2019_HEADER",
     "MetadataError",
     "MetadataRow",
-    "TAU2019_HEADER",
     "read_metadata",
     "tau2019_class_index",
     "tau2019_frames",

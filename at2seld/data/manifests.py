@@ -270,11 +270,11 @@ def select_split(recordings: list[Recording], split: str, folds: tuple[int, ...]
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "LAYOUTS",
+    "SPLITS",
     "DatasetLayout",
     "DatasetLayoutError",
-    "LAYOUTS",
     "Recording",
-    "SPLITS",
     "parse_file_id",
     "scan_dcase",
     "select_split",

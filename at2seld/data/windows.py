@@ -61,7 +61,7 @@ def cut_chunk(audio: np.ndarray, sampling_rate: int, rows: Sequence[MetadataRow]
     hop = label_resolution * sampling_rate
     if abs(hop - round(hop)) > 1e-6:
         raise ValueError(f"{sampling_rate} Hz does not give a whole number of samples per {label_resolution} s frame.")
-    hop = int(round(hop))
+    hop = round(hop)
     piece = audio[start_frame * hop: (start_frame + chunk_frames) * hop]
     end = start_frame + chunk_frames
     kept = [r._replace(frame=r.frame - start_frame) for r in rows if start_frame <= r.frame < end]
@@ -105,7 +105,7 @@ class SELDCollator:
         self.feature_extractor = feature_extractor
         self.num_classes = num_classes
         self.num_tracks = num_tracks
-        self.chunk_frames = int(round(frames))
+        self.chunk_frames = round(frames)
         self.train = train
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.label_encoder = label_encoder or _default_label_encoder()
@@ -118,12 +118,12 @@ class SELDCollator:
         if audio.shape[0] == 4 and audio.shape[1] != 4:
             audio = audio.T
         rows = example_rows(example)
-        hop = int(round(self.label_resolution * sr))
-        n_frames = int(math.ceil(audio.shape[0] / hop - 1e-9))
+        hop = round(self.label_resolution * sr)
+        n_frames = math.ceil(audio.shape[0] / hop - 1e-9)
         if self.train:
             start = random_chunk(n_frames, self.chunk_frames, self.rng)
             audio, rows = cut_chunk(audio, sr, rows, start, self.chunk_frames, self.label_resolution)
-            n_frames = int(math.ceil(audio.shape[0] / hop - 1e-9))
+            n_frames = math.ceil(audio.shape[0] / hop - 1e-9)
         else:
             rows = [r for r in rows if r.frame < n_frames]
         return audio, sr, rows, n_frames

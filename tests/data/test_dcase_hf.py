@@ -74,7 +74,7 @@ def test_convert_parquet_roundtrip(starss_dir, tmp_path):
     assert isinstance(dd["train"].features["audio"], datasets.Audio)
     ex = dd["train"][0]
     assert ex["file_id"] == "fold3_room21_mix001" and ex["frame"] == [0, 1, 1]
-    audio, sr = decode_audio(ex)  # FLAC bytes, lossless for the 16-bit source
+    audio, _sr = decode_audio(ex)  # FLAC bytes, lossless for the 16-bit source
     np.testing.assert_array_equal(audio, _expected_audio(starss_dir / "foa_dev/dev-train-sony/fold3_room21_mix001.wav"))
     stream = datasets.load_dataset("parquet", data_files=files, streaming=True)
     assert next(iter(stream["test"]))["file_id"] == "fold4_room23_mix001"

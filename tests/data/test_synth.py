@@ -3,6 +3,7 @@
 import math
 import re
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from at2seld.data.synth import ROOM_PRESETS, SceneConfig, SceneEvent, plan_scene
 from at2seld.data.synth.cli import main as cli_main
 from at2seld.data.synth.room import direction_vector, vector_to_doa
 from at2seld.data.synth.sources import generate_source
-from at2seld.feature_extraction_at2seld import framed_stft, foa_intensity_vector
+from at2seld.feature_extraction_at2seld import foa_intensity_vector, framed_stft
 
 SR = 24000
 BROADBAND = ("chirp", "hiss", "footsteps", "clapping")
@@ -165,9 +166,12 @@ def test_synthesize_layout_determinism_and_readers(tmp_path):
         for f in files:
             m = pattern.fullmatch(f)
             assert m and m.group(1) == split and m.group(2) == {"train": "1", "val": "2", "test": "3"}[split]
-    for pa, pb, pc in zip(sum(a.files.values(), []), sum(b.files.values(), []), sum(c.files.values(), [])):
-        assert open(pa, "rb").read() == open(pb, "rb").read()
-        assert open(pa, "rb").read() != open(pc, "rb").read()
+    def all_files(report):
+        return [Path(p) for paths in report.files.values() for p in paths]
+
+    for pa, pb, pc in zip(all_files(a), all_files(b), all_files(c)):
+        assert pa.read_bytes() == pb.read_bytes()
+        assert pa.read_bytes() != pc.read_bytes()
         info = soundfile.info(pa)
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (24000, 4, 96000, "PCM_16")
     recs = scan_dcase("synthetic", tmp_path / "a")

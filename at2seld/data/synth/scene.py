@@ -19,7 +19,15 @@ from scipy.signal import fftconvolve
 from ...feature_extraction_at2seld import foa_encode, foa_encoding_gains, resample
 from ..classes import SYNTH_CLASSES
 from ..dcase import LABEL_RESOLUTION_S, MetadataRow, write_metadata
-from .room import ROOM_PRESETS, RoomPreset, diffuse_noise, diffuse_tail, direction_vector, early_reflections, max_distance
+from .room import (
+    ROOM_PRESETS,
+    RoomPreset,
+    diffuse_noise,
+    diffuse_tail,
+    direction_vector,
+    early_reflections,
+    max_distance,
+)
 from .sources import DURATION_RANGE_S, generate_source, normalise_loudness
 
 SAMPLING_RATE = 24000
@@ -180,8 +188,8 @@ def label_rows(events: Sequence[SceneEvent], num_frames: int,
     round(onset/res) .. round(offset/res) - 1, at least one); the DOA is the source's at the frame centre."""
     rows = []
     for ev in events:
-        first = int(round(ev.onset_s / label_resolution))
-        last = max(first + 1, int(round(ev.offset_s / label_resolution)))
+        first = round(ev.onset_s / label_resolution)
+        last = max(first + 1, round(ev.offset_s / label_resolution))
         frames = np.arange(first, min(last, num_frames))
         az, el = ev.doa_at((frames + 0.5) * label_resolution - ev.onset_s)
         for f, a, e in zip(frames, az, el):
@@ -201,13 +209,13 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
     Returns audio `(4, samples)` float32 (peak <= 0.95) and the label rows.
     """
     sr = cfg.sampling_rate
-    n = int(round(cfg.duration_s * sr))
+    n = round(cfg.duration_s * sr)
     out = np.zeros((4, n), dtype=np.float32)
     send = np.zeros(n)
     powers = []
     for ev in events:
-        on = int(round(ev.onset_s * sr))
-        m = min(int(round(ev.duration_s * sr)), n - on)
+        on = round(ev.onset_s * sr)
+        m = min(round(ev.duration_s * sr), n - on)
         if clips and ev.class_index in clips:
             sig = _clip_excerpt(rng, clips[ev.class_index], m, sr)
             m = len(sig)
@@ -230,7 +238,7 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
         amps = amps * np.sqrt(r * cfg.room.early_fraction / np.sum(amps**2))
         gains = foa_encoding_gains(r_az, r_el)  # (6, 4)
         for d, a, g in zip(delays, amps, gains):
-            i = on + int(round(d * sr))
+            i = on + round(d * sr)
             k = min(m, n - i)
             if k > 0:
                 out[:, i: i + k] += (a * g)[:, None] * sig[None, :k]
@@ -243,7 +251,7 @@ def render_scene(rng: np.random.Generator, events: list[SceneEvent], cfg: SceneC
         out += diffuse_noise(rng, n, sr) * np.sqrt(np.mean(powers) / 10.0 ** (cfg.snr_db / 10.0))
     peak = np.max(np.abs(out)) if n else 0.0
     scale = 0.95 / peak if peak > 0.95 else 1.0
-    num_frames = int(math.ceil(n / (LABEL_RESOLUTION_S * sr) - 1e-9))
+    num_frames = math.ceil(n / (LABEL_RESOLUTION_S * sr) - 1e-9)
     return SceneResult((out * scale).astype(np.float32), label_rows(events, num_frames), events, cfg.room,
                        {"gain": scale})
 
