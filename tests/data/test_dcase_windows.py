@@ -77,6 +77,15 @@ def test_collator_on_load_dcase_examples(fe, starss_dir, tmp_path):
     assert batch["labels"].shape == (2, 5, 3, 6)
 
 
+def test_tau2019_48k_chunks_are_resampled(fe):
+    audio = np.zeros((48000 * 2, 4), np.float32)
+    rows = [MetadataRow(f, 5, 0, 40.0, -10.0, 2.0) for f in range(20)]
+    batch = SELDCollator(fe, num_classes=11, chunk_length_s=1.0, seed=0)(
+        [{"audio": audio, "sampling_rate": 48000, "rows": rows}])
+    assert batch["labels"].shape == (1, 10, 3, 6) and batch["num_label_frames"].tolist() == [10]
+    assert bool((batch["labels"][0, :, 0, 1] == 5).all()) and bool((batch["labels"][0, :, 0, 5] == 2.0).all())
+
+
 def test_collator_rejects_bad_chunk_and_mixed_rates(fe):
     with pytest.raises(ValueError, match="multiple of the 0.1 s label frame"):
         SELDCollator(fe, 13, chunk_length_s=0.25)

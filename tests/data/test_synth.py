@@ -215,3 +215,17 @@ def test_cli(tmp_path, capsys):
     report = cli_main([str(tmp_path), "--n-train", "1", "--n-val", "0", "--n-test", "0", "--duration", "2",
                        "--drr-db", "none", "--snr-db", "none", "--classes", "knock,bell"])
     assert len(report.files["train"]) == 1 and "Wrote 1 scenes" in capsys.readouterr().out
+
+
+def test_user_clips_replace_the_generator(tmp_path):
+    """A 3 kHz sine clip at 16 kHz under clips/bell/: the rendered bell events carry that sine (resampled to 24 kHz)."""
+    clip = 0.5 * np.sin(2 * np.pi * 3000 * np.arange(16000 * 4) / 16000)
+    (tmp_path / "clips" / "bell").mkdir(parents=True)
+    soundfile.write(str(tmp_path / "clips" / "bell" / "sine.wav"), clip, 16000)
+    rep = synthesize(tmp_path / "out", n_train=1, n_val=0, n_test=0, duration_s=4.0, classes=["bell"],
+                     snr_db=None, drr_db=None, clips_dir=tmp_path / "clips")
+    w = soundfile.read(rep.files["train"][0], dtype="float32")[0][:, 0]
+    spectrum = np.abs(np.fft.rfft(w))
+    assert abs(np.fft.rfftfreq(len(w), 1 / SR)[spectrum.argmax()] - 3000) < 5
+    with pytest.raises(FileNotFoundError, match="clips_dir"):
+        synthesize(tmp_path / "x", n_train=1, n_val=0, n_test=0, clips_dir=tmp_path / "missing")
