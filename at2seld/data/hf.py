@@ -22,6 +22,7 @@ One example per recording:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -135,6 +136,19 @@ def decode_audio(example: dict) -> tuple[np.ndarray, int]:
     )
 
 
+def content_fingerprint(recordings: list[Recording], strict: bool) -> str:
+    """Cache key of a `load_dcase` result: every file's path, size and modification time (so an edited CSV or a
+    replaced WAV is never served from a stale Arrow cache), plus the reader settings."""
+    h = hashlib.sha256(f"at2seld-dcase-v1|{strict}".encode())
+    for rec in recordings:
+        h.update(repr(rec).encode())
+        for path in (rec.audio_path, rec.metadata_path):
+            if path:
+                st = os.stat(path)
+                h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
 def _generate(recordings: list[Recording], strict: bool) -> Iterator[dict]:
     for rec in recordings:
         yield recording_example(rec, strict=strict)
@@ -182,7 +196,8 @@ def load_dcase(name: str, data_dir: str | os.PathLike, split: str = "train", str
     if streaming:
         ds = datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs)
         return ds.map(_decode_batch, batched=True, batch_size=1) if decode else ds
-    ds = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
+    ds = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir,
+                                         fingerprint=content_fingerprint(recordings, strict))
     return ds.with_transform(_decode_batch) if decode else ds
 
 

@@ -31,6 +31,14 @@ def test_load_dcase_in_memory(starss_dir, tmp_path):
     np.testing.assert_array_equal(audio, _expected_audio(wav))
 
 
+def test_load_dcase_cache_sees_edited_metadata(starss_dir, tmp_path):
+    cache = str(tmp_path / "cache")
+    assert load_dcase("starss23", starss_dir, split="test", cache_dir=cache)[0]["frame"] == [5]
+    csv = starss_dir / "metadata_dev/dev-test-sony/fold4_room23_mix001.csv"
+    csv.write_text("6,6,0,-45,5,300\n7,6,0,-45,5,300\n")
+    assert load_dcase("starss23", starss_dir, split="test", cache_dir=cache)[0]["frame"] == [6, 7]
+
+
 def test_load_dcase_streaming_and_eval(starss_dir):
     it = load_dcase("starss23", starss_dir, split="eval", streaming=True)
     (ex,) = list(it)
