@@ -472,13 +472,16 @@ def register_pipeline() -> None:
                                         type="audio")
 
 
-def save_for_hub(model, feature_extractor, out_dir: str | os.PathLike, **kwargs) -> str:
+def save_for_hub(model, feature_extractor, out_dir: str | os.PathLike, repo_id: str | None = None,
+                 private: bool | None = None, token: str | bool | None = None,
+                 commit_message: str = "Upload AT2SELD model, feature extractor and pipeline") -> str:
     """Save model + feature extractor + the pipeline's remote code into `out_dir`, ready for
     `pipeline("sound-event-localization", model=out_dir_or_repo, trust_remote_code=True)` without at2seld installed.
 
     Writes `config.json` (with `auto_map` and `custom_pipelines`), the weights, `preprocessor_config.json` (with
-    `auto_map`) and the flat `*_at2seld.py` remote-code files. `kwargs` go to `save_pretrained` (e.g.
-    `push_to_hub=True, repo_id="org/name"`). Returns `out_dir`.
+    `auto_map`) and the flat `*_at2seld.py` remote-code files (the pipeline's, the model's and the extractor's, with
+    their sibling imports). With `repo_id`, the whole folder (including a README.md model card already there) is then
+    uploaded to that Hub model repo (created if needed). Returns `out_dir`.
     """
     if not hasattr(SoundEventLocalizationPipeline, "_registered_impl"):
         register_pipeline()
@@ -487,5 +490,13 @@ def save_for_hub(model, feature_extractor, out_dir: str | os.PathLike, **kwargs)
     type(feature_extractor).register_for_auto_class()
     pipe = SoundEventLocalizationPipeline(model=model, feature_extractor=feature_extractor, device=model.device,
                                           task=TASK)
-    pipe.save_pretrained(out_dir, **kwargs)
+    pipe.save_pretrained(out_dir)
+    if repo_id is not None:
+        # one upload of the folder: `save_pretrained(push_to_hub=True)` of the model alone would leave out the
+        # pipeline file, which is written before the model's own files
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(repo_id=repo_id, folder_path=os.fspath(out_dir), commit_message=commit_message)
     return os.fspath(out_dir)

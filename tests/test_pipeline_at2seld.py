@@ -420,3 +420,26 @@ def test_registered_task_loads_a_plain_save_pretrained_folder(tmp_path):
     inputs = {"array": noise(1.0), "sampling_rate": SR}
     assert loaded(inputs, return_frames=True) == pipe(inputs, return_frames=True)
     assert at2seld.SoundEventLocalizationPipeline is SoundEventLocalizationPipeline
+
+
+def test_save_for_hub_uploads_the_whole_folder_once(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("init", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create", repo_id, kwargs["exist_ok"]))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            calls.append(("upload", repo_id, sorted(os.listdir(folder_path))))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    pipe = make_pipe("none")
+    save_for_hub(pipe.model, pipe.feature_extractor, tmp_path, repo_id="org/name", token="t")
+    assert [c[0] for c in calls] == ["init", "create", "upload"]
+    assert calls[1] == ("create", "org/name", True)
+    assert {"pipeline_at2seld.py", "config.json", "model.safetensors", "preprocessor_config.json"} <= set(calls[2][2])
