@@ -182,13 +182,21 @@ def decode(
     key, t_idx, n_idx, c_idx = key[order], t_idx[order], n_idx[order], c_idx[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.array([], dtype=np.int64)
     ends = np.r_[starts[1:], key.size] if key.size else starts
-    for s, e in zip(starts.tolist(), ends.tolist()):
+    single = (ends - starts) == 1
+    # one active track for a (frame, class): the row is that track's DOA (vectorised)
+    s1 = starts[single]
+    az1, el1 = cartesian_to_polar(doa_np[t_idx[s1], n_idx[s1]])
+    cols = [t_idx[s1].tolist(), c_idx[s1].tolist(), n_idx[s1].tolist(), az1.tolist(), el1.tolist()]
+    if dist_np is not None:
+        cols.append(dist_np[t_idx[s1], n_idx[s1]].tolist())
+    rows.extend(zip(*cols))
+    # several active tracks of one class in one frame: merge duplicates
+    for s, e in zip(starts[~single].tolist(), ends[~single].tolist()):
         t, c = int(t_idx[s]), int(c_idx[s])
         members = n_idx[s:e]
-        if e - s > 1:
-            # visit in decreasing probability (ties: lower track index first)
-            p = probs[t, members, c]
-            members = members[np.lexsort((members, -p))]
+        # visit in decreasing probability (ties: lower track index first)
+        p = probs[t, members, c]
+        members = members[np.lexsort((members, -p))]
         clusters: list[list[int]] = []
         for n in members.tolist():
             for cl in clusters:
@@ -200,7 +208,7 @@ def decode(
         for cl in clusters:
             vec = unit[t, cl].mean(axis=0) if len(cl) > 1 else doa_np[t, cl[0]]
             az, el = cartesian_to_polar(vec)
-            row = (t, c, cl[0], float(az), float(el))
+            row = (t, c, int(cl[0]), float(az), float(el))
             if dist_np is not None:
                 row = row + (float(np.mean(dist_np[t, cl])),)
             rows.append(row)

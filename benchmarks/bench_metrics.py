@@ -109,9 +109,12 @@ def main(argv=None):
             t2 = time.perf_counter()
             times_full.append(t2 - t0)
             times_score.append(t2 - t1)
-        t0 = time.perf_counter()
-        compute_seld_metrics(refs, preds, 13, average=args.average, jackknife=True)
-        t_jk = time.perf_counter() - t0
+        t_jk = []
+        for _ in range(2):  # the first call also pays the one-time `scipy.stats` import
+            t0 = time.perf_counter()
+            compute_seld_metrics(refs, preds, 13, average=args.average, jackknife=True)
+            t_jk.append(time.perf_counter() - t0)
+        t_jk = min(t_jk)
         result = {
             "files": args.files, "frames_per_file": args.frames, "reference_rows": n_ref,
             "ours_read_and_score_s": min(times_full), "ours_score_only_s": min(times_score), "ours_jackknife_s": t_jk,
