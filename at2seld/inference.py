@@ -13,7 +13,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .pipeline_at2seld import TASK, SoundEventLocalizationPipeline, save_dcase_csv
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,8 @@ from .decoding_at2seld import decode, polar_to_cartesian, write_dcase_csv
 TASK = "sound-event-localization"
 
 __all__ = [
-    "SoundEventLocalizationPipeline",
     "TASK",
+    "SoundEventLocalizationPipeline",
     "events_to_rows",
     "plan_windows",
     "register_pipeline",
@@ -188,8 +189,8 @@ def events_to_rows(events: Sequence[dict[str, Any]], label_resolution: float = 0
     """
     rows = []
     for ev in events:
-        first = int(round(ev["start"] / label_resolution))
-        last = int(round(ev["end"] / label_resolution))
+        first = round(ev["start"] / label_resolution)
+        last = round(ev["end"] / label_resolution)
         for t in range(first, last):
             row = (t, int(ev["class_id"]), int(ev["track"]), float(ev["azimuth"]), float(ev["elevation"]))
             if "distance" in ev:
@@ -335,8 +336,8 @@ class SoundEventLocalizationPipeline(ChunkPipeline):
                     "is resampled to the model's rate when it differs."
                 )
             return inputs[key], int(inputs["sampling_rate"])
-        if isinstance(inputs, (np.ndarray, torch.Tensor)):
-            raise ValueError(
+        if isinstance(inputs, (np.ndarray, torch.Tensor)):  # a valid type, but without its sampling rate
+            raise ValueError(  # noqa: TRY004
                 "A bare array has no sampling rate: pass {'array': audio, 'sampling_rate': sr} (audio of shape "
                 "(samples, 4) or (4, samples))."
             )
@@ -352,10 +353,10 @@ class SoundEventLocalizationPipeline(ChunkPipeline):
         audio, sampling_rate = self._parse_input(inputs)
         fe = self.feature_extractor
         resolution = float(fe.label_resolution)
-        chunk = int(round((chunk_length_s or 0.0) / resolution))
+        chunk = round((chunk_length_s or 0.0) / resolution)
         if stride_length_s is None:
             stride_length_s = (chunk_length_s or 0.0) / 10.0
-        stride = int(round(stride_length_s / resolution))
+        stride = round(stride_length_s / resolution)
         if chunk > 0 and chunk - 2 * stride < 1:
             raise ValueError(
                 f"stride_length_s={stride_length_s} must be less than half of chunk_length_s={chunk_length_s} (the "

@@ -26,7 +26,12 @@ import time
 import numpy as np
 import torch
 
-from at2seld import AT2SELDConfig, AT2SELDFeatureExtractor, AT2SELDForSoundEventLocalization, SoundEventLocalizationPipeline
+from at2seld import (
+    AT2SELDConfig,
+    AT2SELDFeatureExtractor,
+    AT2SELDForSoundEventLocalization,
+    SoundEventLocalizationPipeline,
+)
 from at2seld.feature_extraction_at2seld import foa_encode
 
 SR = 24000
@@ -60,7 +65,7 @@ def timed(fn) -> float:
 def bench(name: str, audio: np.ndarray, repeats: int, chunk_length_s: float, stride_length_s: float) -> dict:
     pipe = build(name)
     inputs = {"array": audio, "sampling_rate": SR}
-    call = dict(chunk_length_s=chunk_length_s, stride_length_s=stride_length_s)
+    call = {"chunk_length_s": chunk_length_s, "stride_length_s": stride_length_s}
     windows = list(pipe.preprocess(inputs, **call))  # the pipeline's own windows, features computed once here
     fpl = pipe.feature_extractor.frames_per_label
 
