@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -79,11 +79,11 @@ def run_official(official_dir: str, ref_dir: Path, pred_dir: Path, average: str)
         sys.modules.setdefault(name, mod)
     sys.modules["librosa"].filters = types.SimpleNamespace(mel=lambda **k: np.zeros((64, 513)))
     sys.path.insert(0, official_dir)
-    import cls_compute_seld_results as ccs  # noqa: E402
+    import cls_compute_seld_results as ccs
 
-    params = dict(feat_label_dir="/tmp", dataset_dir="/tmp", dataset="foa", fs=24000, hop_len_s=0.02,
-                  label_hop_len_s=0.1, multi_accdoa=True, use_salsalite=False, nb_mel_bins=64,
-                  unique_classes=13, lad_doa_thresh=20, average=average)  # fmt: skip
+    params = {"feat_label_dir": "/tmp", "dataset_dir": "/tmp", "dataset": "foa", "fs": 24000, "hop_len_s": 0.02,
+                  "label_hop_len_s": 0.1, "multi_accdoa": True, "use_salsalite": False, "nb_mel_bins": 64,
+                  "unique_classes": 13, "lad_doa_thresh": 20, "average": average}  # fmt: skip
     t0 = time.perf_counter()
     obj = ccs.ComputeSELDResults(params, ref_files_folder=str(ref_dir))
     res = obj.get_SELD_Results(str(pred_dir))

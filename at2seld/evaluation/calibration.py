@@ -16,7 +16,7 @@ import numpy as np
 from ..decoding_at2seld import decode
 from .metrics import compute_seld_metrics
 
-__all__ = ["CalibrationResult", "DEFAULT_GRID", "calibrate_thresholds", "model_output_arrays"]
+__all__ = ["DEFAULT_GRID", "CalibrationResult", "calibrate_thresholds", "model_output_arrays"]
 
 DEFAULT_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
 

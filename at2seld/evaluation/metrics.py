@@ -382,14 +382,14 @@ def scores_from_counts(counts: np.ndarray, average: str = "macro", metric: str =
         if metric == "dcase2023":
             LE = np.where(none, 180.0, LE)
             SELD = (ER_c + (1 - F) + LE / 180 + (1 - LR)) / 4
-            cw = dict(ER=ER_c, F=F, LE=LE, LR=LR, SELD=SELD)
+            cw = {"ER": ER_c, "F": F, "LE": LE, "LR": LR, "SELD": SELD}
             out.update(ER=ER, F=F.mean(-1), LE=LE.mean(-1), LR=LR.mean(-1), SELD=SELD.mean(-1))
         else:
             LE = np.where(none, np.nan, LE)
             DE = np.where(none, np.nan, c["total_DistE"] / (c["DE_TP"] + EPS))
             RDE = np.where(none, np.nan, c["total_RelDistE"] / (c["DE_TP"] + EPS))
             SELD = np.nanmean(np.stack([1 - F, LE / 180, RDE]), axis=0)
-            cw = dict(ER=ER_c, F=F, LE=LE, DOAE=LE, DE=DE, RDE=RDE, LR=LR, SELD=SELD)
+            cw = {"ER": ER_c, "F": F, "LE": LE, "DOAE": LE, "DE": DE, "RDE": RDE, "LR": LR, "SELD": SELD}
             out.update(
                 ER=ER, F=F.mean(-1), LE=np.nanmean(LE, -1), DOAE=np.nanmean(LE, -1), DE=np.nanmean(DE, -1),
                 RDE=np.nanmean(RDE, -1), LR=LR.mean(-1), SELD=SELD.mean(-1),

@@ -118,7 +118,7 @@ def oracle_analysis(
         predicted[f] = rows_to_array(rows) if rows else np.zeros((0, 6 if dist is not None else 5))
         activity[f] = oracle_activity_rows(probs, doa, ref, dist)
         doa_oracle[f] = oracle_doa_rows(predicted[f], ref)
-    kw = dict(num_classes=num_classes, metric=metric, average=average, doa_threshold=doa_threshold)
+    kw = {"num_classes": num_classes, "metric": metric, "average": average, "doa_threshold": doa_threshold}
     return {
         "predicted": compute_seld_metrics(dict(references_per_file), predicted, **kw),
         "oracle_activity": compute_seld_metrics(dict(references_per_file), activity, **kw),

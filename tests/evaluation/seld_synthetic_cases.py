@@ -26,21 +26,21 @@ def _events(rng, n_frames, num_classes, n_events, same_class_pairs):
         dur = int(rng.integers(5, max(6, n_frames // 2)))
         start = int(rng.integers(0, max(1, n_frames - dur)))
         ev.append(
-            dict(
-                cls=int(rng.integers(0, num_classes)), start=start, stop=min(n_frames, start + dur),
-                az=float(rng.uniform(-180, 180)), el=float(rng.uniform(-45, 45)),
-                vaz=float(rng.normal(0, 2.0)), dist=float(rng.uniform(80, 400)),
-            )
+            {
+                "cls": int(rng.integers(0, num_classes)), "start": start, "stop": min(n_frames, start + dur),
+                "az": float(rng.uniform(-180, 180)), "el": float(rng.uniform(-45, 45)),
+                "vaz": float(rng.normal(0, 2.0)), "dist": float(rng.uniform(80, 400)),
+            }
         )
     for _ in range(same_class_pairs):  # a second instance of an existing class, overlapping it
         base = ev[int(rng.integers(0, len(ev)))]
         start = base["start"] + int(rng.integers(0, max(1, (base["stop"] - base["start"]) // 2)))
         ev.append(
-            dict(
-                cls=base["cls"], start=start, stop=min(n_frames, start + int(rng.integers(5, 40))),
-                az=float(rng.uniform(-180, 180)), el=float(rng.uniform(-45, 45)), vaz=0.0,
-                dist=float(rng.uniform(80, 400)),
-            )
+            {
+                "cls": base["cls"], "start": start, "stop": min(n_frames, start + int(rng.integers(5, 40))),
+                "az": float(rng.uniform(-180, 180)), "el": float(rng.uniform(-45, 45)), "vaz": 0.0,
+                "dist": float(rng.uniform(80, 400)),
+            }
         )
     return ev
 
@@ -154,9 +154,7 @@ def write_case_2019(meta, preds, ref_dir: Path, pred_dir: Path):
     for name, events in meta.items():
         with open(Path(ref_dir) / name, "w") as fh:
             fh.write("sound_event_recording,start_time,end_time,ele,azi,dist\n")
-            for cls, start, end, ele, azi in events:
-                fh.write(f"{TAU2019_NAMES[cls]},{start},{end},{ele},{azi},2\n")
+            fh.writelines(f"{TAU2019_NAMES[cls]},{start},{end},{ele},{azi},2\n" for cls, start, end, ele, azi in events)
     for name, rows in preds.items():
         with open(Path(pred_dir) / name, "w") as fh:
-            for r in rows:
-                fh.write(f"{int(r[0])},{int(r[1])},{int(r[2])},{int(r[3])}\n")
+            fh.writelines(f"{int(r[0])},{int(r[1])},{int(r[2])},{int(r[3])}\n" for r in rows)
