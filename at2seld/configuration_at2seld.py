@@ -278,16 +278,17 @@ class AT2SELDConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @classmethod
-    def tiny(cls, **overrides) -> "AT2SELDConfig":
+    def tiny(cls, **overrides) -> AT2SELDConfig:
         """A small, fast configuration for tests, docs and the CPU demo (random 2-layer 32-wide AST-like backbone).
 
         A forward + backward pass on a batch of four 5 s chunks takes a fraction of a second on a laptop CPU.
         With `backbone_type="beats"`, the backbone is `BEATsConfig.tiny()`.
         """
-        values: dict[str, Any] = dict(
-            spatial_channels=[8, 16], spatial_time_pool=[5, 1], spatial_freq_pool=[4, 4], fusion_dim=32,
-            early_concat_channels=4, track_layers=1, track_heads=2, gru_layers=1, gru_hidden=16, dropout=0.0,
-        )
+        values: dict[str, Any] = {
+            "spatial_channels": [8, 16], "spatial_time_pool": [5, 1], "spatial_freq_pool": [4, 4], "fusion_dim": 32,
+            "early_concat_channels": 4, "track_layers": 1, "track_heads": 2, "gru_layers": 1, "gru_hidden": 16,
+            "dropout": 0.0,
+        }
         values.update(overrides)
         backbone_type = values.get("backbone_type", "ast")
         if backbone_type == "none":
@@ -463,11 +464,11 @@ class AT2SELDConfig(PreTrainedConfig):
 
 
 __all__ = [
-    "AT2SELDConfig",
     "BACKBONE_TYPES",
     "DESCRIPTOR_FAMILIES",
     "FUSION_TYPES",
     "STARSS23_CLASSES",
+    "AT2SELDConfig",
     "backbone_config_to_dict",
     "descriptor_channel_names",
     "descriptor_num_bins",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -348,7 +349,7 @@ class AT2SELDPreTrainedModel(PreTrainedModel):
     base_model_prefix = "at2seld"
     main_input_name = "spatial_features"
     input_modalities = ("audio",)
-    _no_split_modules = ["ASTLayer", "SpatialBlock"]
+    _no_split_modules: ClassVar[list[str]] = ["ASTLayer", "SpatialBlock"]
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -777,17 +778,17 @@ def report_main(argv: list[str] | None = None) -> dict:
 
 
 __all__ = [
+    "ASTBackbone",
     "AT2SELDForSoundEventLocalization",
     "AT2SELDOutput",
     "AT2SELDPreTrainedModel",
-    "ASTBackbone",
     "BEATsBackbone",
-    "compute_class_pos_weights",
     "CrossStitch",
     "SpatialEncoder",
     "TrackEncoder",
     "align_tokens_to_frames",
     "build_backbone",
+    "compute_class_pos_weights",
     "format_report",
     "interpolate_ast_position_embeddings",
     "report_main",

@@ -5,7 +5,6 @@ import json
 import pytest
 from transformers import ASTConfig, ASTModel, AutoConfig
 
-import at2seld  # noqa: F401  (registers the Auto classes)
 from at2seld import AT2SELDConfig, AT2SELDFeatureExtractor
 from at2seld.beats_at2seld import BEATsConfig
 from at2seld.configuration_at2seld import STARSS23_CLASSES
@@ -66,27 +65,27 @@ def test_backbone_name_or_path_fills_the_backbone_config(tmp_path):
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        (dict(num_tracks=0), "num_tracks=0"),
-        (dict(num_tracks=5), "num_tracks=5"),
-        (dict(fusion="middle"), "fusion='middle'"),
-        (dict(backbone_type="panns"), "backbone_type='panns'"),
-        (dict(backbone_type="none", fusion="late"), "fusion='late' needs a semantic backbone"),
-        (dict(sed_loss="ce"), "sed_loss='ce'"),
-        (dict(doa_loss="l1"), "doa_loss='l1'"),
-        (dict(doa_supervision="some"), "doa_supervision='some'"),
-        (dict(pit="epoch"), "pit='epoch'"),
-        (dict(spatial_time_pool=[5, 2, 1]), r"spatial_time_pool=\[5, 2, 1\] pools time by 10"),
-        (dict(spatial_channels=[64, 128]), "must have the same length"),
-        (dict(spatial_freq_pool=[8, 8, 2]), "more than the 64 bins"),
-        (dict(fusion_dim=30, track_heads=4), "fusion_dim=30 must be divisible by track_heads=4"),
-        (dict(class_thresholds=[0.5] * 12), "class_thresholds has 12 entries"),
-        (dict(class_thresholds=[1.5] * 13), "strictly between 0 and 1"),
-        (dict(class_pos_weight=[0.0] * 13), "must be positive"),
-        (dict(backbone_trainable_layers=-2), "backbone_trainable_layers=-2"),
-        (dict(focal_alpha=1.5), "focal_alpha=1.5"),
-        (dict(dropout=1.0), "dropout=1.0"),
-        (dict(backbone_config={"model_type": "at2seld-beats"}), "model_type='at2seld-beats'"),
-        (dict(descriptors=["logmel", "linspec"]), "different frequency axes"),
+        ({"num_tracks": 0}, "num_tracks=0"),
+        ({"num_tracks": 5}, "num_tracks=5"),
+        ({"fusion": "middle"}, "fusion='middle'"),
+        ({"backbone_type": "panns"}, "backbone_type='panns'"),
+        ({"backbone_type": "none", "fusion": "late"}, "fusion='late' needs a semantic backbone"),
+        ({"sed_loss": "ce"}, "sed_loss='ce'"),
+        ({"doa_loss": "l1"}, "doa_loss='l1'"),
+        ({"doa_supervision": "some"}, "doa_supervision='some'"),
+        ({"pit": "epoch"}, "pit='epoch'"),
+        ({"spatial_time_pool": [5, 2, 1]}, r"spatial_time_pool=\[5, 2, 1\] pools time by 10"),
+        ({"spatial_channels": [64, 128]}, "must have the same length"),
+        ({"spatial_freq_pool": [8, 8, 2]}, "more than the 64 bins"),
+        ({"fusion_dim": 30, "track_heads": 4}, "fusion_dim=30 must be divisible by track_heads=4"),
+        ({"class_thresholds": [0.5] * 12}, "class_thresholds has 12 entries"),
+        ({"class_thresholds": [1.5] * 13}, "strictly between 0 and 1"),
+        ({"class_pos_weight": [0.0] * 13}, "must be positive"),
+        ({"backbone_trainable_layers": -2}, "backbone_trainable_layers=-2"),
+        ({"focal_alpha": 1.5}, "focal_alpha=1.5"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"backbone_config": {"model_type": "at2seld-beats"}}, "model_type='at2seld-beats'"),
+        ({"descriptors": ["logmel", "linspec"]}, "different frequency axes"),
     ],
 )
 def test_impossible_settings_are_rejected_with_field_and_value(overrides, match):

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from transformers import ASTConfig, ASTModel, AutoModel
 
-import at2seld  # noqa: F401  (registers the Auto classes)
 from at2seld import AT2SELDConfig, AT2SELDFeatureExtractor, AT2SELDForSoundEventLocalization
 from at2seld.feature_extraction_at2seld import foa_encode
 from at2seld.labels_at2seld import doa_to_unit_vector, encode_labels
@@ -23,6 +22,15 @@ from at2seld.losses_at2seld import (
 from at2seld.modeling_at2seld import align_tokens_to_frames, interpolate_ast_position_embeddings
 
 C = 13  # STARSS23 classes (config default)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is as fast and does not stall when other jobs share the 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def inputs(batch=2, frames=20, seed=0, channels=13, bins=64):
@@ -75,8 +83,8 @@ def test_output_shapes_for_every_backbone_and_fusion(backbone, fusion):
 @pytest.mark.parametrize(
     "overrides",
     [
-        dict(num_tracks=1), dict(num_tracks=4, predict_distance=True), dict(gru_layers=0, track_layers=0),
-        dict(spatial_residual=False, pit="chunk"), dict(descriptors=["logmel", "iv"]),
+        {"num_tracks": 1}, {"num_tracks": 4, "predict_distance": True}, {"gru_layers": 0, "track_layers": 0},
+        {"spatial_residual": False, "pit": "chunk"}, {"descriptors": ["logmel", "iv"]},
     ],
 )
 def test_output_shapes_for_other_settings(overrides):
@@ -385,12 +393,14 @@ def test_tiny_model_overfits_one_batch():
     model = model_for(backbone_type="ast", fusion="late")
     spatial, fbank = inputs(batch=2, frames=10, seed=5)
     labels = random_labels(2, 10, seed=5, p_active=0.5)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     losses = []
-    for _ in range(200):
+    for _ in range(300):
         optimizer.zero_grad()
         out = model(spatial, fbank, labels=labels)
         out.loss.backward()
         optimizer.step()
         losses.append(out.loss.item())
-    assert losses[-1] < losses[0] / 5, (losses[0], losses[-1])
+        if losses[-1] < losses[0] / 6:  # past the required 5x: stop early
+            break
+    assert min(losses[-5:]) < losses[0] / 5, (losses[0], losses[-1], len(losses))
