@@ -287,6 +287,24 @@ def test_class_pos_weights_by_hand():
     assert AT2SELDLoss(config).class_pos_weight == [1.0] * 12 + [4.0]
 
 
+def test_padded_frames_do_not_leak_into_track_layers_or_gru():
+    """Track attention masks padded frames and the GRU is packed, so real frames see only real frames."""
+    model = model_for(backbone_type="none", track_layers=2).eval()
+    g = torch.Generator().manual_seed(4)
+    hidden = torch.randn(1, 12, 32, generator=g)
+    padded = torch.cat([hidden, 100 * torch.randn(1, 4, 32, generator=g)], dim=1)  # 4 frames of junk padding
+    mask = torch.tensor([[True] * 12 + [False] * 4])
+    with torch.no_grad():
+        tracks = model.spatial_tracks(hidden, None)
+        tracks_padded = model.spatial_tracks(padded, mask)
+        torch.testing.assert_close(tracks_padded[:, :12], tracks, rtol=1e-5, atol=1e-5)
+        smooth = model._smooth(tracks, None)
+        smooth_padded = model._smooth(tracks_padded, mask)
+    torch.testing.assert_close(smooth_padded[:, :12], smooth, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="prefix"):
+        model._smooth(tracks_padded, torch.tensor([[False] + [True] * 15]))
+
+
 # --------------------------------------------------------------------------------------------------- freezing
 @pytest.mark.parametrize("backbone", ["ast", "beats"])
 def test_frozen_backbone_gets_no_gradients_but_the_spatial_branch_does(backbone):
