@@ -161,7 +161,7 @@ def mel_project(values: torch.Tensor, mel_filters: torch.Tensor) -> torch.Tensor
     """Project `(channels, bins, frames)` linear-frequency values onto mel bands `(bins, mels)` -> `(channels, mels, frames)`."""
     if values.is_complex():
         return torch.complex(mel_project(values.real, mel_filters), mel_project(values.imag, mel_filters))
-    return torch.einsum("cft,fm->cmt", values, mel_filters)
+    return torch.matmul(mel_filters.T, values)  # (mels, bins) @ (channels, bins, frames): a batched GEMM, no copies
 
 
 def power_to_db(power: torch.Tensor, amin: float = 1e-10) -> torch.Tensor:

@@ -108,6 +108,8 @@ class SELDCollator:
         self.chunk_frames = round(frames)
         self.train = train
         self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.seed = seed
+        self._worker_key = None
         self.label_encoder = label_encoder or _default_label_encoder()
         self.label_resolution = label_resolution
 
@@ -128,7 +130,23 @@ class SELDCollator:
             rows = [r for r in rows if r.frame < n_frames]
         return audio, sr, rows, n_frames
 
+    def _reseed_for_worker(self) -> None:
+        """In a DataLoader worker, draw chunk positions from a generator of (seed, worker id, worker seed).
+
+        Each worker holds a copy of this collator; without this they would all replay the same positions, and
+        non-persistent workers would replay them every epoch (the worker seed changes per epoch).
+        """
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return
+        key = (info.id, info.seed)
+        if key != self._worker_key:
+            self._worker_key = key
+            self.rng = np.random.default_rng([self.seed or 0, info.id, info.seed % 2**63])
+
     def __call__(self, examples: Sequence[dict]):
+        if self.train:
+            self._reseed_for_worker()
         prepared = [self._prepare(ex) for ex in examples]
         rates = {sr for _, sr, _, _ in prepared}
         if len(rates) != 1:

@@ -94,3 +94,25 @@ def test_collator_rejects_bad_chunk_and_mixed_rates(fe):
     b = {"audio": np.zeros((9600, 4), np.float32), "sampling_rate": 48000, "rows": []}
     with pytest.raises(ValueError, match="share one sampling rate"):
         c([a, b])
+
+
+def test_collator_draws_different_chunks_in_each_dataloader_worker():
+    """Workers get copies of the collator: each must draw its own chunk positions (seeded per worker and epoch)."""
+    import torch
+
+    from at2seld.data import SELDCollator
+
+    class StartProbe(SELDCollator):
+        """Returns the first sample of each cut chunk (the audio is a ramp, so that is the chunk start)."""
+
+        def __call__(self, examples):
+            self._reseed_for_worker()
+            return [float(self._prepare(ex)[0][0, 0]) for ex in examples]
+
+    ramp = np.arange(60 * 2400, dtype=np.float32)
+    example = {"audio": np.stack([ramp] * 4, axis=1), "sampling_rate": 24000, "rows": [], "file_id": "x"}
+    probe = StartProbe(None, 13, chunk_length_s=1.0, seed=3, label_encoder=lambda *a: None)
+    loader = torch.utils.data.DataLoader([example] * 8, batch_size=1, num_workers=2, collate_fn=probe)
+    starts = [batch[0] for batch in loader]
+    # 8 draws from 51 possible starts: two workers replaying one generator would give 4 repeated pairs
+    assert len(set(starts)) >= 6, starts
