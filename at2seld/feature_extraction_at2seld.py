@@ -245,7 +245,9 @@ def kaldi_fbank(waveform: np.ndarray, window: str, mel_filters: np.ndarray, bloc
         frames *= win
         spec = np.fft.rfft(frames, n=512, axis=1).astype(np.complex64)
         power = np.abs(spec, dtype=np.float64) ** 2.0
-        mel = np.maximum(1.192092955078125e-07, np.dot(mel_filters.T, power.T))
+        # float64 GEMM through torch (its thread settings hold in DataLoader workers; numpy's multithreaded BLAS
+        # thrashes there), the same product as transformers' `np.dot(mel_filters.T, spectrogram)`
+        mel = np.maximum(1.192092955078125e-07, (torch.from_numpy(mel_filters.T) @ torch.from_numpy(power.T)).numpy())
         out[start:start + block_frames] = np.log(mel).T
     return out
 

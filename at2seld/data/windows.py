@@ -8,6 +8,7 @@ extractor and add the track-wise targets of `at2seld.labels_at2seld.encode_label
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,9 +40,11 @@ class FOARecordingDataset(torch.utils.data.Dataset):
         return self._rows[index]
 
     def __getitem__(self, index: int) -> dict:
+        """The recording with its audio still on disk (`"audio"` is the path): `SELDCollator` reads only the chunk
+        it cuts, and `decode_audio(item)` reads the whole file."""
         rec = self.recordings[index]
-        audio, sr = decode_audio({"audio": rec.audio_path})
-        return {"audio": audio, "sampling_rate": sr, "rows": self.rows(index), "file_id": rec.file_id}
+        return {"audio": rec.audio_path, "sampling_rate": rec.sampling_rate, "num_samples": rec.num_samples,
+                "rows": self.rows(index), "file_id": rec.file_id}
 
 
 def random_chunk(num_label_frames: int, chunk_frames: int, rng: np.random.Generator) -> int:
@@ -113,7 +116,25 @@ class SELDCollator:
         self.label_encoder = label_encoder or _default_label_encoder()
         self.label_resolution = label_resolution
 
+    def _read_random_chunk(self, example: dict) -> tuple[np.ndarray, int, list[MetadataRow], int]:
+        """Training chunk of a recording stored as a file: only the chunk's samples are read from disk."""
+        import soundfile
+
+        path = example["audio"]
+        info = soundfile.info(path)
+        sr = int(info.samplerate)
+        hop = round(self.label_resolution * sr)
+        n_frames = math.ceil(info.frames / hop - 1e-9)
+        start = random_chunk(n_frames, self.chunk_frames, self.rng)
+        audio, _ = soundfile.read(path, start=start * hop, stop=min(info.frames, (start + self.chunk_frames) * hop),
+                                  dtype="float32", always_2d=True)
+        end = start + self.chunk_frames
+        rows = [r._replace(frame=r.frame - start) for r in example_rows(example) if start <= r.frame < end]
+        return audio, sr, rows, math.ceil(audio.shape[0] / hop - 1e-9)
+
     def _prepare(self, example: dict) -> tuple[np.ndarray, int, list[MetadataRow], int]:
+        if self.train and isinstance(example.get("audio"), (str, os.PathLike)):
+            return self._read_random_chunk(example)
         audio, sr = decode_audio(example)
         if audio.ndim != 2:
             raise ValueError(f"Expected (samples, 4) FOA audio for {example.get('file_id')!r}, got shape {audio.shape}.")

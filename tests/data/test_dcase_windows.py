@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from at2seld import AT2SELDFeatureExtractor
-from at2seld.data import FOARecordingDataset, MetadataRow, SELDCollator, load_dcase, scan_dcase, select_split
+from at2seld.data import (
+    FOARecordingDataset,
+    MetadataRow,
+    SELDCollator,
+    decode_audio,
+    load_dcase,
+    scan_dcase,
+    select_split,
+)
 from at2seld.data.windows import cut_chunk, random_chunk
 
 R = MetadataRow
@@ -60,7 +68,7 @@ def test_eval_is_full_length_and_padded(fe, starss_dir):
     recs = scan_dcase("starss23", starss_dir)
     ds = FOARecordingDataset(select_split(recs, "train"))
     items = [ds[0], ds[1]]
-    items[1] = {**items[1], "audio": items[1]["audio"][:12000]}  # 0.5 s: 5 frames
+    items[1] = {**items[1], "audio": decode_audio(items[1])[0][:12000]}  # 0.5 s: 5 frames
     batch = SELDCollator(fe, num_classes=13, train=False)(items)
     assert batch["labels"].shape == (2, 10, 3, 6)
     assert batch["frame_mask"].sum(1).tolist() == [10, 5]
@@ -116,3 +124,22 @@ def test_collator_draws_different_chunks_in_each_dataloader_worker():
     starts = [batch[0] for batch in loader]
     # 8 draws from 51 possible starts: two workers replaying one generator would give 4 repeated pairs
     assert len(set(starts)) >= 6, starts
+
+
+def test_training_chunk_read_from_file_equals_chunk_cut_from_decoded_audio(tmp_path):
+    """The file path reads only the chunk; it must give the same audio and rows as cutting the decoded file."""
+    import soundfile as sf
+
+    from at2seld.data import SELDCollator
+
+    ramp = (np.arange(3 * 24000, dtype=np.float32) / 1e5)[:, None] * np.ones((1, 4), np.float32)
+    path = tmp_path / "fold1_room1_mix001.wav"
+    sf.write(path, ramp, 24000, subtype="FLOAT")
+    rows = [MetadataRow(f, 1, 0, 10.0, 0.0, None) for f in range(0, 30, 3)]
+    from_file = SELDCollator(None, 13, chunk_length_s=1.0, seed=5)._prepare(
+        {"audio": str(path), "rows": rows, "file_id": "x"})
+    from_array = SELDCollator(None, 13, chunk_length_s=1.0, seed=5)._prepare(
+        {"audio": ramp, "sampling_rate": 24000, "rows": rows, "file_id": "x"})
+    np.testing.assert_array_equal(from_file[0], from_array[0])
+    assert from_file[1:] == from_array[1:]
+    assert from_file[0].shape == (24000, 4)
