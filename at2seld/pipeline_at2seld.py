@@ -76,10 +76,6 @@ def plan_windows(num_frames: int, chunk_frames: int, stride_frames: int) -> list
         start += step
 
 
-def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
-    return math.degrees(math.acos(max(-1.0, min(1.0, float(u @ v)))))
-
-
 def rows_to_events(
     rows: Sequence[Sequence[float]] | np.ndarray,
     id2label: dict[int, str] | Sequence[str],
@@ -115,39 +111,34 @@ def rows_to_events(
     has_distance = arr.shape[1] == 6
     arr = arr[np.lexsort((arr[:, 2], arr[:, 1], arr[:, 0]))]
     units = polar_to_cartesian(arr[:, 3], arr[:, 4])
-    finished: list[list[int]] = []  # each event: indices into arr
+    frame_of = arr[:, 0].astype(np.int64)
+    class_of = arr[:, 1].astype(np.int64)
+    cos_limit = math.cos(math.radians(max_angle_deg)) - 1e-12  # angle <= max  <=>  cos(angle) >= cos(max)
+    bounds = np.flatnonzero(np.r_[True, frame_of[1:] != frame_of[:-1], True])
+    finished: list[list[int]] = []  # each event: indices into arr, in time order
     open_events: list[list[int]] = []
-    i = 0
-    while i < len(arr):
-        t = int(arr[i, 0])
-        j = i
-        while j < len(arr) and int(arr[j, 0]) == t:
-            j += 1
-        frame_rows = list(range(i, j))
-        still_open = [ev for ev in open_events if int(arr[ev[-1], 0]) == t - 1]
-        finished.extend(ev for ev in open_events if int(arr[ev[-1], 0]) != t - 1)
-        pairs = []
-        for e, ev in enumerate(still_open):
-            last = ev[-1]
-            for r in frame_rows:
-                if int(arr[r, 1]) == int(arr[last, 1]):
-                    angle = _angle_deg(units[last], units[r])
-                    if angle <= max_angle_deg:
-                        pairs.append((angle, e, r))
-        pairs.sort()
+    for i, j in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        t = int(frame_of[i])
+        still_open = [ev for ev in open_events if frame_of[ev[-1]] == t - 1]
+        finished.extend(ev for ev in open_events if frame_of[ev[-1]] != t - 1)
         used_e, used_r = set(), set()
         next_open = []
-        for _, e, r in pairs:
-            if e in used_e or r in used_r:
-                continue
-            used_e.add(e)
-            used_r.add(r)
-            still_open[e].append(r)
-            next_open.append(still_open[e])
+        if still_open:
+            last = np.array([ev[-1] for ev in still_open])
+            cos = units[last] @ units[i:j].T  # (open events, rows of frame t)
+            valid = (class_of[last][:, None] == class_of[i:j][None, :]) & (cos >= cos_limit)
+            e_idx, r_idx = np.nonzero(valid)
+            for k in np.argsort(-cos[e_idx, r_idx], kind="stable").tolist():  # increasing angle
+                e, r = int(e_idx[k]), i + int(r_idx[k])
+                if e in used_e or r in used_r:
+                    continue
+                used_e.add(e)
+                used_r.add(r)
+                still_open[e].append(r)
+                next_open.append(still_open[e])
         finished.extend(ev for e, ev in enumerate(still_open) if e not in used_e)
-        next_open.extend([r] for r in frame_rows if r not in used_r)
+        next_open.extend([r] for r in range(i, j) if r not in used_r)
         open_events = next_open
-        i = j
     finished.extend(open_events)
 
     names = id2label if not isinstance(id2label, dict) else {int(k): v for k, v in id2label.items()}
@@ -162,7 +153,7 @@ def rows_to_events(
         top = max(tracks.values())
         track = min(n for n, k in tracks.items() if k == top)
         if scores is not None:
-            score = float(np.mean([scores[int(r[0]), int(r[2]), cls] for r in sel]))
+            score = float(np.mean(scores[sel[:, 0].astype(np.int64), sel[:, 2].astype(np.int64), cls]))
         else:
             score = 1.0
         event = {
