@@ -348,6 +348,11 @@ class SoundEventLocalizationPipeline(ChunkPipeline):
         if stride_length_s is None:
             stride_length_s = (chunk_length_s or 0.0) / 10.0
         stride = round(stride_length_s / resolution)
+        if chunk_length_s and chunk < 1:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} is shorter than one {resolution} s label frame; use at least "
+                f"{resolution} s, or 0 for one pass over the whole recording."
+            )
         if chunk > 0 and chunk - 2 * stride < 1:
             raise ValueError(
                 f"stride_length_s={stride_length_s} must be less than half of chunk_length_s={chunk_length_s} (the "

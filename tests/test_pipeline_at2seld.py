@@ -171,6 +171,10 @@ def test_bias_model_gives_the_known_event_across_windows():
     assert event["distance"] == pytest.approx(math.log1p(math.e), abs=1e-5)  # softplus(1)
     # three tracks in the same direction are one source: one row per frame, on track 0
     assert [r[:3] for r in out["frames"]] == [(t, 2, 0) for t in range(26)]
+    # the decoding options reach the decoder / event builder and leave a constant output alone
+    same = pipe({"array": audio, "sampling_rate": SR}, chunk_length_s=1.0, stride_length_s=0.2, median_filter=3,
+                doa_continuity_deg=1.0, merge_angle_deg=1.0)
+    assert [(e["start"], e["end"], e["track"]) for e in same] == [(0.0, 2.6, 0)]
     # thresholds override: the calibrated 0.5 replaced by 1.0 for that class removes the event
     assert pipe({"array": audio, "sampling_rate": SR}, thresholds={"clapping": 1.0}) == []
 
@@ -257,6 +261,8 @@ def test_bad_inputs_raise_clear_errors(random_pipe):
         random_pipe(42)
     with pytest.raises(FileNotFoundError):
         random_pipe("/nonexistent/scene.wav")
+    with pytest.raises(ValueError, match="shorter than one"):
+        random_pipe({"array": noise(1.0), "sampling_rate": SR}, chunk_length_s=0.04)
     with pytest.raises(ValueError, match="less than half"):
         random_pipe({"array": noise(1.0), "sampling_rate": SR}, chunk_length_s=1.0, stride_length_s=0.5)
     with pytest.raises(ValueError, match="13 per-class"):
