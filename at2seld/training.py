@@ -27,6 +27,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from .configuration_at2seld import AT2SELDConfig
 from .data import (
     CLASS_NAMES,
+    CachedChunkCollator,
+    CachedFeatureDataset,
     FOARecordingDataset,
     SELDCollator,
     decode_audio,
@@ -85,6 +87,11 @@ class DataArguments:
     test_split: str = "test"
     chunk_length_s: float = field(default=5.0, metadata={"help": "Random training chunk length (seconds)."})
     train_repeats: int = field(default=1, metadata={"help": "Random chunks drawn per training recording per epoch."})
+    cache_features: bool = field(
+        default=False,
+        metadata={"help": "Compute the features of whole training recordings once and cut chunks from them "
+                  "(small data sets, CPU training; needs memory for all training features)."},
+    )
     max_train_recordings: int | None = None
     max_eval_recordings: int | None = None
 
@@ -520,13 +527,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         raise ValueError(f"Unknown class list for dataset {data_args.dataset!r}.")
     config = build_config(model_args, class_names, num_classes)
 
-    train_rows = None
+    train_rows = None  # metadata of the training recordings (class balancing, reference systems)
+    if isinstance(train_ds, FOARecordingDataset):
+        train_rows = [train_ds.rows(i) for i in range(len(train_ds))]
     if model_args.class_balancing:
-        if isinstance(train_ds, FOARecordingDataset):
-            train_rows = [train_ds.rows(i) for i in range(len(train_ds))]
-        elif hasattr(train_ds, "__len__"):
+        if train_rows is None and hasattr(train_ds, "__len__"):
             train_rows = [example_rows(ex) for ex in train_ds]
-        else:
+        if train_rows is None:
             raise ValueError("--class_balancing needs a map-style training set (not --streaming).")
         config.class_pos_weight = class_pos_weights_from_rows(train_rows, num_classes)
 
@@ -541,8 +548,16 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         model.backbone.freeze(-1)  # the optimizer must see every parameter; the schedule freezes at train begin
         callbacks.append(schedule)
 
-    train_collator = TrainerCollator(SELDCollator(fe, num_classes, config.num_tracks, data_args.chunk_length_s,
-                                                  train=True, seed=training_args.seed))
+    if data_args.cache_features:
+        if data_args.streaming:
+            raise ValueError("--cache_features needs a map-style training set (not --streaming).")
+        train_ds = CachedFeatureDataset(train_ds, fe)
+        chunker = CachedChunkCollator(train_ds, num_classes, config.num_tracks, data_args.chunk_length_s,
+                                      seed=training_args.seed)
+    else:
+        chunker = SELDCollator(fe, num_classes, config.num_tracks, data_args.chunk_length_s, train=True,
+                               seed=training_args.seed)
+    train_collator = TrainerCollator(chunker)
     eval_collator = TrainerCollator(SELDCollator(fe, num_classes, config.num_tracks, train=False))
 
     if data_args.train_repeats > 1 and hasattr(train_ds, "__len__") and not data_args.streaming:
@@ -594,9 +609,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
             write_predictions(calibrated, out_dir / "predictions" / data_args.test_split)
         else:
             write_predictions(fixed, out_dir / "predictions" / data_args.test_split)
-        if train_rows is None and isinstance(train_ds, (FOARecordingDataset, RepeatDataset)):
-            base = train_ds.dataset if isinstance(train_ds, RepeatDataset) else train_ds
-            train_rows = [base.rows(i) for i in range(len(base))]
         if train_rows is not None:
             for name, preds in baseline_predictions(test_set, train_rows, num_classes).items():
                 systems[name] = score(test_set.references, preds, num_classes, seld_args)

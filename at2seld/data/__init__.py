@@ -22,9 +22,11 @@ from .dcase import MetadataError, MetadataRow, read_metadata, write_metadata
 from .hf import convert_to_parquet, decode_audio, example_rows, load_dcase, push_to_hub
 from .manifests import LAYOUTS, DatasetLayoutError, Recording, scan_dcase, select_split
 from .synth import PROFILES, ROOM_PRESETS, SynthesisReport, synthesize
-from .windows import FOARecordingDataset, SELDCollator
+from .windows import CachedChunkCollator, CachedFeatureDataset, FOARecordingDataset, SELDCollator
 
 __all__ = [
+    "CachedChunkCollator",
+    "CachedFeatureDataset",
     "CLASS_CONCEPTS",
     "CLASS_NAMES",
     "DATASET_NAMES",

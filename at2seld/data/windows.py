@@ -184,4 +184,99 @@ class SELDCollator:
         return batch
 
 
-__all__ = ["FOARecordingDataset", "SELDCollator", "cut_chunk", "random_chunk"]
+class CachedFeatureDataset(torch.utils.data.Dataset):
+    """Whole-recording features computed once, so that many random training chunks cost no feature extraction.
+
+    For small data sets and CPU training (the `make demo` set: 24 x 30 s take ~160 MB): every recording of
+    `dataset` goes through `feature_extractor` once. Item: `{"spatial_features": (C, frames_per_label * L, bins),
+    "backbone_values": (10 L, 128) or absent, "num_label_frames": L, "rows": [...], "file_id": str}`.
+    Cut chunks with `CachedChunkCollator`. A chunk cut from whole-file features sees the real audio around its
+    edges, where a chunk cut from the audio sees zeros (STFT context of half a window, ~20 ms).
+    """
+
+    def __init__(self, dataset, feature_extractor):
+        self.items = []
+        for i in range(len(dataset)):
+            example = dataset[i]
+            audio, sr = decode_audio(example)
+            feats = feature_extractor(audio, sampling_rate=sr)
+            item = {"spatial_features": feats["spatial_features"][0],
+                    "num_label_frames": int(feats["num_label_frames"][0]),
+                    "rows": example_rows(example), "file_id": example.get("file_id", str(i))}
+            if "backbone_values" in feats:
+                item["backbone_values"] = feats["backbone_values"][0]
+            self.items.append(item)
+        self.frames_per_label = int(getattr(feature_extractor, "frames_per_label", 5))
+        self.backbone_frames_per_label = int(getattr(feature_extractor, "backbone_frames_per_label", 10))
+        self.spatial_feature_names = list(getattr(feature_extractor, "spatial_feature_names", []))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+class CachedChunkCollator:
+    """Random fixed-length chunks cut from `CachedFeatureDataset` items, with their track-wise targets.
+
+    Output as `SELDCollator(train=True)`: `spatial_features (B, C, fpl * T, bins)`, `backbone_values (B, 10 T, 128)`,
+    `frame_mask (B, T)`, `num_label_frames (B,)`, `labels (B, T, N, 6)`; recordings shorter than the chunk are padded
+    with their last frame's features and masked. Chunk positions come from an explicit generator, reseeded per
+    DataLoader worker like `SELDCollator`.
+    """
+
+    def __init__(self, cached: CachedFeatureDataset, num_classes: int, num_tracks: int = 3,
+                 chunk_length_s: float = 5.0, seed: int | None = 0, label_encoder: Callable | None = None,
+                 label_resolution: float = LABEL_RESOLUTION_S):
+        frames = chunk_length_s / label_resolution
+        if chunk_length_s <= 0 or abs(frames - round(frames)) > 1e-6:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} must be a positive multiple of the {label_resolution} s label frame."
+            )
+        self.chunk_frames = round(frames)
+        self.fpl, self.bpl = cached.frames_per_label, cached.backbone_frames_per_label
+        self.names = cached.spatial_feature_names
+        self.num_classes, self.num_tracks = num_classes, num_tracks
+        self.seed, self.rng, self._worker_key = seed, np.random.default_rng(seed), None
+        self.label_encoder = label_encoder or _default_label_encoder()
+
+    _reseed_for_worker = SELDCollator._reseed_for_worker
+
+    @staticmethod
+    def _fit(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+        missing = length - x.shape[dim]
+        if missing <= 0:
+            return x
+        last = x.narrow(dim, x.shape[dim] - 1, 1)
+        return torch.cat([x, last.expand(*[missing if d == dim else -1 for d in range(x.dim())])], dim=dim)
+
+    def __call__(self, items: Sequence[dict]) -> dict:
+        self._reseed_for_worker()
+        t = self.chunk_frames
+        spatial, backbone, labels, mask, lengths = [], [], [], [], []
+        for item in items:
+            n = item["num_label_frames"]
+            start = random_chunk(n, t, self.rng)
+            stop = min(n, start + t)
+            spatial.append(self._fit(item["spatial_features"][:, start * self.fpl: stop * self.fpl], t * self.fpl, 1))
+            if "backbone_values" in item:
+                backbone.append(self._fit(item["backbone_values"][start * self.bpl: stop * self.bpl], t * self.bpl, 0))
+            rows = [r._replace(frame=r.frame - start) for r in item["rows"] if start <= r.frame < stop]
+            target = np.zeros((t, self.num_tracks, 6), dtype=np.float32)
+            target[: stop - start] = self.label_encoder(rows, stop - start, self.num_classes, self.num_tracks)
+            labels.append(torch.from_numpy(target))
+            m = torch.zeros(t, dtype=torch.bool)
+            m[: stop - start] = True
+            mask.append(m)
+            lengths.append(stop - start)
+        batch = {"spatial_features": torch.stack(spatial), "frame_mask": torch.stack(mask),
+                 "num_label_frames": torch.tensor(lengths, dtype=torch.long), "labels": torch.stack(labels)}
+        if backbone:
+            batch["backbone_values"] = torch.stack(backbone)
+        if self.names:
+            batch["spatial_feature_names"] = self.names
+        return batch
+
+
+__all__ = ["CachedChunkCollator", "CachedFeatureDataset", "FOARecordingDataset", "SELDCollator", "cut_chunk", "random_chunk"]

@@ -143,3 +143,40 @@ def test_training_chunk_read_from_file_equals_chunk_cut_from_decoded_audio(tmp_p
     np.testing.assert_array_equal(from_file[0], from_array[0])
     assert from_file[1:] == from_array[1:]
     assert from_file[0].shape == (24000, 4)
+
+
+def test_cached_feature_chunks_are_slices_of_whole_file_features(tmp_path):
+    import soundfile as sf
+    import torch
+
+    from at2seld import AT2SELDFeatureExtractor
+    from at2seld.data import CachedChunkCollator, CachedFeatureDataset
+    from at2seld.feature_extraction_at2seld import foa_encode
+
+    rng = np.random.default_rng(0)
+    long = foa_encode(rng.standard_normal(3 * 24000).astype(np.float32) * 0.1, 30, 0).T
+    short = foa_encode(rng.standard_normal(12000).astype(np.float32) * 0.1, -60, 0).T
+    examples = []
+    for name, audio, rows in [("a", long, [MetadataRow(f, 2, 0, 30.0, 0.0, None) for f in range(5, 25)]),
+                              ("b", short, [MetadataRow(f, 4, 0, -60.0, 0.0, None) for f in range(0, 5)])]:
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, audio, 24000, subtype="FLOAT")
+        examples.append({"audio": str(path), "rows": rows, "file_id": name})
+    fe = AT2SELDFeatureExtractor(backbone_type="ast")
+    cached = CachedFeatureDataset(examples, fe)
+    collator = CachedChunkCollator(cached, num_classes=13, chunk_length_s=1.0, seed=1)
+    batch = collator([cached[0], cached[1]])
+    assert batch["spatial_features"].shape == (2, 13, 50, 64) and batch["backbone_values"].shape == (2, 100, 128)
+    assert batch["frame_mask"].sum(1).tolist() == [10, 5] and batch["num_label_frames"].tolist() == [10, 5]
+    whole = fe(long, sampling_rate=24000)
+    # find the chunk start from the labels' first active frame: events run frames 5..24 of recording a
+    start = int(np.argmax([torch.equal(batch["spatial_features"][0], whole["spatial_features"][0, :, s * 5:(s + 10) * 5])
+                           for s in range(21)]))
+    torch.testing.assert_close(batch["spatial_features"][0], whole["spatial_features"][0, :, start * 5:(start + 10) * 5])
+    torch.testing.assert_close(batch["backbone_values"][0], whole["backbone_values"][0, start * 10:(start + 10) * 10])
+    active = batch["labels"][0, :, :, 0].sum(-1).numpy()
+    expected = np.array([1.0 if 5 <= start + t < 25 else 0.0 for t in range(10)])
+    np.testing.assert_array_equal(active, expected)
+    # the short recording: whole file (5 frames), padded, masked, its 5 labelled frames active with class 4
+    assert batch["labels"][1, :5, 0, 0].tolist() == [1.0] * 5 and batch["labels"][1, :5, 0, 1].tolist() == [4.0] * 5
+    assert not batch["labels"][1, 5:].any()

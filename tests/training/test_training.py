@@ -190,3 +190,13 @@ def test_model_card_and_push_boundary(tmp_path):
     assert calls[0][:2] == ("create", "org/at2seld-test") and calls[0][2]["exist_ok"]
     assert calls[1][1]["folder_path"] == str(tmp_path) and calls[1][1]["repo_id"] == "org/at2seld-test"
     assert "checkpoint-*" in calls[1][1]["ignore_patterns"]
+
+
+def test_training_from_cached_features_runs_end_to_end(synth_dir, tmp_path):
+    argv = train_argv(synth_dir, tmp_path / "cached", max_steps=2) + ["--cache_features", "true", "--calibrate", "true"]
+    model_args, data_args, seld_args, training_args = parse_args(argv)
+    results = run(model_args, data_args, seld_args, training_args)
+    assert results["train"]["epoch"] > 0
+    assert len(results["calibration"]["thresholds"]) == 10
+    assert set(results["test"]) >= {"AT2SELD, thresholds 0.5", "AT2SELD, calibrated thresholds", "all silent"}
+    assert any((tmp_path / "cached" / "predictions" / "test").glob("*.csv"))
