@@ -101,7 +101,36 @@ def interpolate_ast_position_embeddings(
 
 
 # -------------------------------------------------------------------------------------------------------- backbones
-class ASTBackbone(nn.Module):
+class _FreezableBackbone(nn.Module):
+    """Freezing policy shared by the backbone adapters (`self.encoder.layers` holds the transformer blocks)."""
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.encoder.layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.layers)
+
+    def final_norm(self) -> nn.Module | None:
+        """The norm after the last block that trains together with it (None when there is none)."""
+        return None
+
+    def freeze(self, trainable_layers: int) -> None:
+        """0: all frozen; k: only the last k blocks (and the final norm) train; -1: everything trains."""
+        self.trainable_layers = trainable_layers
+        train_all = trainable_layers == -1
+        for p in self.encoder.parameters():
+            p.requires_grad_(train_all)
+        if trainable_layers > 0:
+            for layer in self.encoder.layers[-trainable_layers:]:
+                layer.requires_grad_(True)
+            norm = self.final_norm()
+            if norm is not None:
+                norm.requires_grad_(True)
+
+
+class ASTBackbone(_FreezableBackbone):
     """Semantic branch on a transformers `ASTModel`: fbank `(B, 10T, 128)` -> frame features `(B, T, hidden)`.
 
     Patch tokens are re-gridded to (frequency patches, time patches), averaged over frequency and interpolated to the
@@ -116,24 +145,8 @@ class ASTBackbone(nn.Module):
         self.num_mel_bins = config.num_mel_bins
         self.trainable_layers = trainable_layers
 
-    @property
-    def layers(self) -> nn.ModuleList:
-        return self.encoder.layers
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.encoder.layers)
-
-    def freeze(self, trainable_layers: int) -> None:
-        """0: all frozen; k: only the last k blocks and the final norm train; -1: everything trains."""
-        self.trainable_layers = trainable_layers
-        train_all = trainable_layers == -1
-        for p in self.encoder.parameters():
-            p.requires_grad_(train_all)
-        if trainable_layers > 0:
-            for layer in self.encoder.layers[-trainable_layers:]:
-                layer.requires_grad_(True)
-            self.encoder.layernorm.requires_grad_(True)
+    def final_norm(self) -> nn.Module:
+        return self.encoder.layernorm
 
     def _frozen_prefix(self) -> int:
         if self.trainable_layers == -1:
@@ -184,7 +197,7 @@ class ASTBackbone(nn.Module):
         return torch.cat(outputs, dim=1)
 
 
-class BEATsBackbone(nn.Module):
+class BEATsBackbone(_FreezableBackbone):
     """Semantic branch on the project's `BEATsEncoder` (official BEATs layout under `encoder.`): fbank `(B, 10T, 128)`
     -> frame features `(B, T, encoder_embed_dim)`.
 
@@ -202,25 +215,9 @@ class BEATsBackbone(nn.Module):
         for module in self.encoder.modules():  # initialised by BEATsEncoder itself, see `_init_weights`
             module._at2seld_backbone_module = True
 
-    @property
-    def layers(self) -> nn.ModuleList:
-        return self.encoder.layers
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.encoder.layers)
-
-    def freeze(self, trainable_layers: int) -> None:
-        """0: all frozen; k: only the last k blocks (and the final norm of pre-norm models) train; -1: all train."""
-        self.trainable_layers = trainable_layers
-        train_all = trainable_layers == -1
-        for p in self.encoder.parameters():
-            p.requires_grad_(train_all)
-        if trainable_layers > 0:
-            for layer in self.encoder.layers[-trainable_layers:]:
-                layer.requires_grad_(True)
-            if self.encoder.config.layer_norm_first:
-                self.encoder.encoder.layer_norm.requires_grad_(True)
+    def final_norm(self) -> nn.Module | None:
+        # post-norm BEATs normalises inside each block; pre-norm models have a final norm after the last block
+        return self.encoder.encoder.layer_norm if self.encoder.config.layer_norm_first else None
 
     def forward(self, fbank: torch.Tensor, num_frames: int, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.encoder.config
