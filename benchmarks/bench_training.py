@@ -28,8 +28,8 @@ SR = 24000
 CONFIGS = {
     "tiny": lambda: AT2SELDConfig.tiny(),
     "demo": lambda: AT2SELDConfig.tiny(spatial_channels=[16, 32, 64], spatial_time_pool=[5, 1, 1],
-                                       spatial_freq_pool=[4, 4, 4], fusion_dim=64, track_layers=1, track_heads=4,
-                                       gru_layers=1, gru_hidden=64),
+                                       spatial_freq_pool=[2, 2, 2], fusion_dim=64, track_layers=1, track_heads=4,
+                                       gru_layers=1, gru_hidden=64, class_pos_weight=[5.0] * 13),
     # the paper's setting: AST-base (the MIT/ast-finetuned-audioset-10-10-0.4593 architecture), fully trainable
     "ast-base": lambda: AT2SELDConfig(backbone_type="ast", backbone_config=ASTConfig().to_dict()),
     "ast-base-frozen": lambda: AT2SELDConfig(backbone_type="ast", backbone_config=ASTConfig().to_dict(),
