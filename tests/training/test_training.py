@@ -200,3 +200,18 @@ def test_training_from_cached_features_runs_end_to_end(synth_dir, tmp_path):
     assert len(results["calibration"]["thresholds"]) == 10
     assert set(results["test"]) >= {"AT2SELD, thresholds 0.5", "AT2SELD, calibrated thresholds", "all silent"}
     assert any((tmp_path / "cached" / "predictions" / "test").glob("*.csv"))
+
+
+def test_parquet_splits_match_the_folder_splits(synth_dir, tmp_path):
+    from at2seld.data import convert_to_parquet
+    from at2seld.training import load_splits
+
+    convert_to_parquet("synthetic", synth_dir, tmp_path / "pq")
+    train_f, val_f, test_f, names_f = load_splits(DataArguments(dataset="synthetic", data_dir=str(synth_dir)))
+    train_p, val_p, test_p, names_p = load_splits(DataArguments(dataset="synthetic", parquet_dataset=str(tmp_path / "pq")))
+    assert names_f == names_p and len(train_p) == len(train_f) == 4
+    for folder, parquet in ((val_f, val_p), (test_f, test_p)):
+        assert sorted(folder.file_ids) == sorted(parquet.file_ids)
+        assert folder.num_frames == parquet.num_frames
+        for fid in folder.file_ids:
+            assert [tuple(r) for r in folder.references[fid]] == [tuple(r) for r in parquet.references[fid]]
