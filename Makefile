@@ -14,7 +14,7 @@ venv:
 	@$(PIP) install --quiet -e ".[dev]"
 
 demo: venv
-	$(PY) hub_scripts/demo.py $(if $(DATA_DIR),--data_dir "$(DATA_DIR)") $(if $(BACKBONE),--backbone "$(BACKBONE)") --output_dir demo_output
+	$(PY) hub_scripts/demo.py $(if $(DATA_DIR),--data_dir "$(DATA_DIR)") $(if $(DATASET),--dataset "$(DATASET)") $(if $(BACKBONE),--backbone "$(BACKBONE)") --output_dir demo_output
 
 test: venv
 	$(PY) -m pytest -q tests
