@@ -31,7 +31,6 @@ from .data import (
     CachedFeatureDataset,
     FOARecordingDataset,
     SELDCollator,
-    decode_audio,
     example_rows,
     scan_dcase,
     select_split,

@@ -1,7 +1,6 @@
 """Training glue: resume after a kill, SELD compute_metrics, freezing schedule, class weights, model card, push."""
 
 import copy
-import os
 import signal
 import subprocess
 import sys
