@@ -563,6 +563,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         train_ds = RepeatDataset(train_ds, data_args.train_repeats)
     push = training_args.push_to_hub
     trainer_args = dataclasses.replace(training_args, push_to_hub=False)
+    if model.backbone is not None and trainer_args.ddp_find_unused_parameters is None and (
+        config.backbone_trainable_layers != -1 or model_args.unfreeze_backbone_after_epochs is not None
+    ):
+        # frozen backbone blocks get no gradient: DistributedDataParallel must be told they are unused
+        trainer_args = dataclasses.replace(trainer_args, ddp_find_unused_parameters=True)
     trainer = SELDTrainer(
         model=model,
         args=trainer_args,
@@ -587,6 +592,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         model.backbone.freeze(config.backbone_trainable_layers)
 
     results: dict[str, Any] = {"train_runtime_s": train_seconds, "train": train_result.metrics}
+    if not trainer.is_world_process_zero():
+        return results  # calibration, test scoring and saving happen once, on the main process
     val_out = predict_recordings(model, fe, val_set, num_classes, config.num_tracks)
     if seld_args.calibrate:
         cal = calibrate_thresholds(val_out, {k: _rows_for_metrics(v) for k, v in val_set.references.items()},

@@ -214,3 +214,18 @@ def test_parquet_splits_match_the_folder_splits(synth_dir, tmp_path):
         assert folder.num_frames == parquet.num_frames
         for fid in folder.file_ids:
             assert [tuple(r) for r in folder.references[fid]] == [tuple(r) for r in parquet.references[fid]]
+
+
+def test_two_process_distributed_training_on_cpu(synth_dir, tmp_path):
+    """`torchrun --nproc_per_node 2` (gloo on CPU) with a frozen AST branch (parameters without gradients under
+    DistributedDataParallel): both ranks train, rank 0 alone calibrates, scores and saves."""
+    out = tmp_path / "ddp"
+    argv = train_argv(synth_dir, out, max_steps=2)
+    argv[argv.index("--backbone_type") + 1] = "ast"
+    argv[argv.index("--fusion") + 1] = "late"
+    cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2",
+           str(REPO / "hub_scripts" / "train.py"), *argv, "--use_cpu", "--backbone_trainable_layers", "0"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "model.safetensors").exists() and (out / "metrics.json").exists()
+    assert done.stdout.count("| all silent |") == 1  # the results table is printed by rank 0 only
