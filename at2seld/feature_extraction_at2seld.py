@@ -401,11 +401,11 @@ class AT2SELDFeatureExtractor(SequenceFeatureExtractor):
             audio = fuma_to_acn(audio)
         elif channel_format != "acn":
             raise ValueError(f"channel_format must be 'acn' or 'fuma', got {channel_format!r}.")
-        bad = ~np.isfinite(audio)
-        if bad.any():
+        block = 1 << 20  # checked block by block: no full-length boolean copy of a long recording
+        bad = sum(int(np.count_nonzero(~np.isfinite(audio[:, i:i + block]))) for i in range(0, audio.shape[1], block))
+        if bad:
             raise ValueError(
-                f"Audio{where} contains {int(bad.sum())} NaN/Inf samples; clean or drop the recording before feature "
-                "extraction."
+                f"Audio{where} contains {bad} NaN/Inf samples; clean or drop the recording before feature extraction."
             )
         min_samples = int(math.ceil(self.win_length * sampling_rate / self.sampling_rate))
         if audio.shape[1] < min_samples:
