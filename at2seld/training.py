@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from .configuration_at2seld import AT2SELDConfig
 from .data import (
@@ -515,6 +514,22 @@ def push_folder_to_hub(folder: Path, repo_id: str, token: str | None = None, pri
 
 
 # ------------------------------------------------------------------------------------------------------------- main
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` folder that was written to the end, or None.
+
+    A run killed while saving leaves a folder without `trainer_state.json` (written last); transformers'
+    `get_last_checkpoint` would pick it and the resume would fail, so incomplete folders are skipped.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        folder = Path(output_dir) / name
+        if name.startswith("checkpoint-") and name.split("-", 1)[1].isdigit() and (folder / "trainer_state.json").exists():
+            steps.append(int(name.split("-", 1)[1]))
+    return str(Path(output_dir) / f"checkpoint-{max(steps)}") if steps else None
+
+
 def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArguments,
         training_args: SELDTrainingArguments, extra_callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Train, calibrate, test, save; returns the results dict that is also written to `metrics.json`."""
@@ -580,10 +595,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         callbacks=callbacks,
     )
     resume = training_args.resume_from_checkpoint
-    if resume is None and training_args.auto_resume:
-        resume = get_last_checkpoint(str(out_dir))  # continue an interrupted run
-    elif resume in ("true", "True", "last"):
-        resume = get_last_checkpoint(str(out_dir))
+    if (resume is None and training_args.auto_resume) or resume in ("true", "True", "last"):
+        resume = last_complete_checkpoint(out_dir)  # continue an interrupted run
     start = time.perf_counter()
     train_result = trainer.train(resume_from_checkpoint=resume, ignore_keys_for_eval=LOSS_PARTS)
     train_seconds = time.perf_counter() - start
@@ -712,6 +725,7 @@ __all__ = [
     "class_pos_weights_from_rows",
     "decode_all",
     "feature_extractor_for",
+    "last_complete_checkpoint",
     "load_splits",
     "main",
     "make_compute_metrics",

@@ -229,3 +229,17 @@ def test_two_process_distributed_training_on_cpu(synth_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "model.safetensors").exists() and (out / "metrics.json").exists()
     assert done.stdout.count("| all silent |") == 1  # the results table is printed by rank 0 only
+
+
+def test_last_complete_checkpoint_skips_a_checkpoint_cut_off_while_saving(tmp_path):
+    from at2seld.training import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "nothing") is None
+    for step, complete in ((2, True), (10, True), (12, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-final").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # numeric, not lexical order
