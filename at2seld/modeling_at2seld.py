@@ -706,29 +706,21 @@ def load_pretrained_backbone(backbone: nn.Module, config: AT2SELDConfig) -> None
     """Copy pretrained weights from `config.backbone_name_or_path` (Hub id or local folder) into `backbone`."""
     path = config.backbone_name_or_path
     if isinstance(backbone, ASTBackbone):
-        pretrained = ASTModel.from_pretrained(path)
-        missing, unexpected = backbone.encoder.load_state_dict(pretrained.state_dict(), strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"The AST checkpoint at {path!r} does not fit backbone_config: missing {missing[:5]}, unexpected "
-                f"{unexpected[:5]}."
-            )
-        return
-    if isinstance(backbone, BEATsBackbone):
+        kind, pretrained = "AST checkpoint", ASTModel.from_pretrained(path)
+    elif isinstance(backbone, BEATsBackbone):
         folder = path
         if not os.path.isdir(folder):  # a Hub id: fetch the converted folder (config.json + model.safetensors)
             from huggingface_hub import snapshot_download
 
             folder = snapshot_download(path, allow_patterns=["config.json", "*.safetensors"])
-        pretrained = load_beats_backbone(folder)
-        missing, unexpected = backbone.encoder.load_state_dict(pretrained.state_dict(), strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"The BEATs backbone at {path!r} does not fit backbone_config: missing {missing[:5]}, unexpected "
-                f"{unexpected[:5]}."
-            )
-        return
-    raise ValueError(f"Cannot load pretrained weights for backbone_type={config.backbone_type!r}.")
+        kind, pretrained = "BEATs backbone", load_beats_backbone(folder)
+    else:
+        raise ValueError(f"Cannot load pretrained weights for backbone_type={config.backbone_type!r}.")
+    missing, unexpected = backbone.encoder.load_state_dict(pretrained.state_dict(), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"The {kind} at {path!r} does not fit backbone_config: missing {missing[:5]}, unexpected {unexpected[:5]}."
+        )
 
 
 def report_main(argv: list[str] | None = None) -> dict:

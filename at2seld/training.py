@@ -36,6 +36,7 @@ from .data import (
 )
 from .decoding_at2seld import decode, write_dcase_csv
 from .evaluation import calibrate_thresholds, compute_seld_metrics
+from .evaluation.metrics import to_plain
 from .feature_extraction_at2seld import AT2SELDFeatureExtractor
 from .modeling_at2seld import AT2SELDForSoundEventLocalization
 
@@ -344,15 +345,7 @@ def score(references: dict[str, list], predictions: dict[str, list], num_classes
     res = compute_seld_metrics({k: _rows_for_metrics(v) for k, v in references.items()},
                                {k: _rows_for_metrics(predictions.get(k, [])) for k in references},
                                num_classes, average=seld.average, doa_threshold=seld.doa_threshold)
-    out = {}
-    for key, value in res.items():
-        if isinstance(value, (float, int, np.floating, np.integer)):
-            out[key] = float(value)
-        elif isinstance(value, np.ndarray):
-            out[key] = value.tolist()
-        else:
-            out[key] = value
-    return out
+    return to_plain(res)
 
 
 def make_compute_metrics(eval_set: EvalSet, num_classes: int, seld: SELDArguments, thresholds_of):
@@ -609,14 +602,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         return results  # calibration, test scoring and saving happen once, on the main process
     val_out = predict_recordings(model, fe, val_set, num_classes, config.num_tracks)
     if seld_args.calibrate:
-        cal = calibrate_thresholds(val_out, {k: _rows_for_metrics(v) for k, v in val_set.references.items()},
-                                   num_classes, objective=seld_args.calibration_objective,
+        cal = calibrate_thresholds(val_out, val_set.references, num_classes, objective=seld_args.calibration_objective,
                                    merge_angle_deg=seld_args.merge_angle_deg, median_filter=seld_args.median_filter,
                                    average=seld_args.average, doa_threshold=seld_args.doa_threshold)
         model.config.class_thresholds = [float(t) for t in cal.thresholds]
         results["calibration"] = {"thresholds": model.config.class_thresholds,
-                                  "validation_before": _plain(cal.report["before"]),
-                                  "validation_after": _plain(cal.report["after"])}
+                                  "validation_before": to_plain(cal.report["before"]),
+                                  "validation_after": to_plain(cal.report["after"])}
     systems: dict[str, dict] = {}
     if test_set is not None:
         test_out = predict_recordings(model, fe, test_set, num_classes, config.num_tracks)
@@ -639,7 +631,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
         logger.warning("model.report() failed: %s", err)
     save_model_folder(model, fe, out_dir)
     (out_dir / "README.md").write_text(model_card(model.config, data_args, training_args, systems, report))
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=_plain))
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=to_plain))
     if push:
         if not training_args.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id org/name.")
@@ -692,16 +684,6 @@ class _IndexedExamples(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.eval_set.examples[i]
-
-
-def _plain(x):
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return x
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

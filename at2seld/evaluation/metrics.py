@@ -451,9 +451,10 @@ def jackknife_estimate(global_value: np.ndarray, partial: np.ndarray, significan
     return {"estimate": estimate, "bias": bias, "std_err": std_err, "ci": ci}
 
 
-def _plain(x: Any) -> Any:
+def to_plain(x: Any) -> Any:
+    """numpy scalars and arrays (nested in dicts) as Python floats and lists, for JSON."""
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: to_plain(v) for k, v in x.items()}
     if isinstance(x, np.ndarray):
         return x.tolist() if x.ndim else float(x)
     if isinstance(x, np.generic):
@@ -554,7 +555,7 @@ def compute_seld_metrics(
             jk["classwise"] = {
                 k[len("classwise_") :]: jackknife_estimate(scores[k], loo[k]) for k in scores if k.startswith("classwise_")
             }
-        result["jackknife"] = _plain(jk)
+        result["jackknife"] = to_plain(jk)
         if official_quirks:  # official bug: point values of the last leave-one-out run are returned
             for k in names:
                 result[k] = float(loo[k][-1])
