@@ -33,6 +33,8 @@ setup(
         "soxr",
         "matplotlib",
         "tensorboard",  # default report_to of at2seld-train
+        "optuna>=4",  # at2seld-nas: studies in an RDB storage (SQLite / PostgreSQL / MySQL)
+        "pyyaml",  # search-space and study files
     ],
     extras_require={
         "dev": ["pytest", "hypothesis", "ruff"],
@@ -46,6 +48,8 @@ setup(
             "at2seld-report=at2seld.modeling_at2seld:report_main",
             "at2seld-infer=at2seld.inference:main",
             "at2seld-train=at2seld.training:main",
+            "at2seld-nas=at2seld.nas.cli:main",
+            "at2seld-study=at2seld.study.cli:main",
         ]
     },
 )
