@@ -43,13 +43,13 @@ setup(
     entry_points={
         "console_scripts": [
             # one line per command; each issue adds its own
-            "at2seld-synthesize=at2seld.data.synth.cli:main",
+            "at2seld-synthesize=at2seld.commands:synthesize",
             "at2seld-evaluate=at2seld.evaluation.cli:main",
-            "at2seld-report=at2seld.modeling_at2seld:report_main",
+            "at2seld-report=at2seld.commands:report",
             "at2seld-infer=at2seld.inference:main",
-            "at2seld-train=at2seld.training:main",
-            "at2seld-nas=at2seld.nas.cli:main",
-            "at2seld-study=at2seld.study.cli:main",
+            "at2seld-train=at2seld.commands:train",
+            "at2seld-nas=at2seld.commands:nas",
+            "at2seld-study=at2seld.commands:study",
         ]
     },
 )
