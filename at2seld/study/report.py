@@ -103,7 +103,9 @@ def plot_transfer(transfer: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel("training set")
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, "n/a" if np.isnan(m[i, j]) else f"{m[i, j]:.3f}", ha="center", va="center", color="w")
+            light = np.isfinite(m[i, j]) and m[i, j] < 0.45 * im.get_clim()[1]  # yellow end of viridis_r
+            ax.text(j, i, "n/a" if np.isnan(m[i, j]) else f"{m[i, j]:.3f}", ha="center", va="center",
+                    color="k" if light else "w")
     fig.colorbar(im, ax=ax, label="SELD score (lower is better)")
     ax.set_title("Transfer matrix", fontsize=9)
     fig.tight_layout()

@@ -173,6 +173,11 @@ def train_or_reuse(source: DataSource, variant: str, overrides: Mapping[str, Any
         return json.loads(metrics.read_text()), True
     out.mkdir(parents=True, exist_ok=True)
     args = training_arguments(source, overrides, training, out, config_json, tiny)
+    # `training.run` builds the model before the Trainer seeds: seed here so that every run starts from the same
+    # initial weights whatever ran before it in this process (run order, resumed studies)
+    from transformers import set_seed
+
+    set_seed(training.seed)
     results = (train_fn or training_run)(*args)
     settings_file.write_text(json.dumps(settings, indent=2))
     if not metrics.exists():  # train_fn did not write it (e.g. a non-main process): keep the run resumable anyway

@@ -18,6 +18,7 @@ from at2seld.study import (
     parse_data_arg,
     run_study,
     score_transfer,
+    train_or_reuse,
     transfer_class_map,
     validate_spec,
 )
@@ -309,6 +310,21 @@ def test_second_invocation_reuses_finished_runs(tiny_study, capsys):
     (out / "REPORT.md").unlink()
     assert cli_main(["report", "--output_dir", str(out)]) == 0
     assert "## Transfer matrix" in (out / "REPORT.md").read_text()
+
+
+def test_same_seed_same_run(tiny_study):
+    # a run trained again in a fresh folder (after other runs in this process) gives the same test scores
+    out = tiny_study["root"] / "again"
+    src = tiny_study["sources"][1]
+    torch.manual_seed(12345)  # whatever ran before leaves the global generators elsewhere
+    np.random.seed(12345)
+    results, reused = train_or_reuse(src, "base", tiny_study["spec"].overrides("base"), tiny_study["training"], out,
+                                     tiny=True)
+    assert not reused
+    first = json.loads((run_dir(tiny_study["out"], src.name, "base") / "metrics.json").read_text())["test"]
+    for system in (FIXED, CALIBRATED):
+        for k in ("ER", "F", "LE", "LR", "SELD"):
+            assert results["test"][system][k] == pytest.approx(first[system][k], abs=1e-6)
 
 
 def test_study_training_arguments_are_checked():
