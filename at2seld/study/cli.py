@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[study] report: {path}")
         return 0
 
-    from .runner import StudyTraining, parse_data_arg, run_study
+    from .runner import StudyTraining, check_data, check_sources, parse_data_arg, run_study
     from .spec import load_spec
 
     try:  # everything that can be checked before training: reported as a usage error
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        sources = [parse_data_arg(d) for d in args.data]
+        sources = check_sources([parse_data_arg(d) for d in args.data])
         spec = load_spec(args.spec)
         if args.variants is not None:
             spec = spec.select([v.strip() for v in args.variants.split(",") if v.strip()])
@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if not Path(args.config_json).is_file():
                 raise FileNotFoundError(f"--config_json {args.config_json} does not exist.")
+        check_data(sources)  # reads the split lists of every data set: last, the slowest check
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     run_study(args.output_dir, sources, spec, config_json=args.config_json, tiny=args.tiny, training=training,

@@ -81,6 +81,18 @@ def check_sources(sources: Sequence[DataSource]) -> list[DataSource]:
     return list(sources)
 
 
+def check_data(sources: Sequence[DataSource]) -> None:
+    """Read the split lists of every data set once before anything is trained: a wrong folder or format, or an empty
+    train/val/test split, is a ValueError naming the `--data` entry."""
+    from ..training import DataArguments, load_splits
+
+    for s in sources:
+        try:
+            load_splits(DataArguments(dataset=s.dataset, data_dir=s.data_dir))
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"--data {s.name}={s.dataset}:{s.data_dir}: {err}") from err
+
+
 @dataclass
 class StudyTraining:
     """Short-training arguments shared by every run of the study."""
@@ -345,6 +357,7 @@ def run_study(output_dir: str | os.PathLike, sources: Sequence[DataSource], spec
     """
     start, started = time.perf_counter(), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     sources = check_sources(sources)
+    check_data(sources)
     training = training or StudyTraining()
     if config_json is not None:
         if not Path(config_json).is_file():
@@ -399,6 +412,7 @@ __all__ = [
     "STUDY_FILE",
     "DataSource",
     "StudyTraining",
+    "check_data",
     "check_sources",
     "diagnostics",
     "headline",

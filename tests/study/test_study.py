@@ -113,6 +113,16 @@ def test_cli_reports_bad_input_as_usage_errors(tmp_path, capsys):
         cli_main(["run", "--output_dir", str(tmp_path / "o"), "--data", f"a=synthetic:{tmp_path}", "--spec", str(spec)])
     err = capsys.readouterr().err
     assert str(spec) in err and "sed_loss" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        cli_main(["run", "--output_dir", str(tmp_path / "o"), "--data", f"e=synthetic:{empty}"])
+    err = capsys.readouterr().err
+    assert "--data e=synthetic:" in err and "foa_dev" in err
+    with pytest.raises(SystemExit):
+        cli_main(["run", "--output_dir", str(tmp_path / "o"), "--data", f"a=synthetic:{tmp_path}",
+                  "--data", f"a=synthetic:{tmp_path}"])
+    assert "given twice" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["report", "--output_dir", str(tmp_path / "nothing")])
     assert "study.json" in capsys.readouterr().err
