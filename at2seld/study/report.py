@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,8 @@ def render_report(study: Mapping[str, Any], plots: Mapping[str, str] | None = No
          f"Runs: {len(study['runs'])} ({sum(1 for r in study['runs'].values() if r['reused'])} re-used). "
          f"Training: {tr.get('max_steps')} steps, batch {tr.get('batch_size')}, learning rate "
          f"{tr.get('learning_rate')}, seed {tr.get('seed')}. Device: {study.get('device')}. "
-         f"Wall time: {study.get('wall_time_s', 0):.0f} s."),
+         f"Wall time of this invocation: {study.get('wall_time_s', 0):.0f} s; training time of all runs: "
+         f"{sum(r.get('train_runtime_s') or 0 for r in study['runs'].values()):.0f} s."),
         "",
         ("All scores: test split, DCASE 2023 metrics (macro over classes, 20° threshold). "
          "SELD = (ER20 + (1 - F20) + LE_CD/180 + (1 - LR_CD)) / 4, lower is better; "
@@ -136,7 +138,7 @@ def render_report(study: Mapping[str, Any], plots: Mapping[str, str] | None = No
         "Command:",
         "",
         "```",
-        " ".join(study.get("command") or ["(not recorded)"]),
+        shlex.join(study.get("command") or ["(not recorded)"]),
         "```",
         "",
         f"## Training variants (`{primary}`, calibrated thresholds)",
@@ -144,10 +146,10 @@ def render_report(study: Mapping[str, Any], plots: Mapping[str, str] | None = No
         "Each variant changes the base training in one respect (spec: `" + str(study["spec"].get("path")) + "`):",
         "",
     ]
+    lines.append(f"- `{BASE}`: {json.dumps(study['spec']['base'])}")
     for name, overrides in study["spec"]["variants"].items():
         lines.append(f"- `{name}`: {json.dumps(overrides)}")
-    lines += [f"- `{BASE}`: {json.dumps(study['spec']['base'])}", "",
-              metrics_table(diag["variants"]["rows"], BASE, "variant"), ""]
+    lines += ["", metrics_table(diag["variants"]["rows"], BASE, "variant"), ""]
     if "variants" in plots:
         lines += [f"![SELD per variant]({plots['variants']})", ""]
     lines += ["## Calibration (base model: fixed 0.5 thresholds vs per-class thresholds from the validation split)", ""]
