@@ -113,6 +113,8 @@ class StudyTraining:
                 raise ValueError(f"--{key} must be >= 1, got {getattr(self, key)}.")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"--eval_steps must be >= 1, got {self.eval_steps}.")
+        if self.warmup_steps is not None and not 0 <= self.warmup_steps < self.max_steps:
+            raise ValueError(f"--warmup_steps must be in [0, max_steps={self.max_steps}), got {self.warmup_steps}.")
         if self.learning_rate <= 0 or self.chunk_length_s <= 0:
             raise ValueError(f"--learning_rate and --chunk_length_s must be > 0, got {self.learning_rate}, "
                              f"{self.chunk_length_s}.")

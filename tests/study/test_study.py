@@ -340,5 +340,8 @@ def test_same_seed_same_run(tiny_study):
 def test_study_training_arguments_are_checked():
     with pytest.raises(ValueError, match="max_steps"):
         StudyTraining(max_steps=0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        StudyTraining(max_steps=10, warmup_steps=10)
     assert StudyTraining(max_steps=300).resolved_eval_steps == 75
+    assert StudyTraining(max_steps=300).resolved_warmup_steps == 30
     assert np.isclose(StudyTraining().learning_rate, 3e-3)
