@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments
+from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .configuration_at2seld import AT2SELDConfig
 from .data import (
@@ -68,7 +68,10 @@ class ModelArguments:
     focal_gamma: float | None = None
     doa_supervision: str | None = field(default=None, metadata={"help": "active | all"})
     predict_distance: bool | None = None
-    class_balancing: bool = field(default=False, metadata={"help": "Per-class positive weights from the training set."})
+    class_balancing: bool = field(
+        default=False,
+        metadata={"help": "Per-class positive weights from the training set (multiplying the configured class_pos_weight)."},
+    )
 
 
 @dataclass
@@ -542,8 +545,15 @@ def run(model_args: ModelArguments, data_args: DataArguments, seld_args: SELDArg
             train_rows = [example_rows(ex) for ex in train_ds]
         if train_rows is None:
             raise ValueError("--class_balancing needs a map-style training set (not --streaming).")
-        config.class_pos_weight = class_pos_weights_from_rows(train_rows, num_classes)
+        balance = class_pos_weights_from_rows(train_rows, num_classes)
+        # balancing redistributes the positive weight across classes; a configured weight (e.g. 5x for rare
+        # positives) keeps its overall scale, so "balancing on/off" compares only the per-class distribution
+        scale = config.class_pos_weight or [1.0] * num_classes
+        config.class_pos_weight = [float(s * b) for s, b in zip(scale, balance)]
 
+    # Trainer seeds only when it is created; the model is built before, so seed here: a run's initial weights must
+    # depend on --seed alone, not on what ran earlier in the process (NAS trials, study runs, tests)
+    set_seed(training_args.seed)
     if model_args.model_name_or_path:
         model = AT2SELDForSoundEventLocalization.from_pretrained(model_args.model_name_or_path, config=config)
     else:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import time
 import warnings
 from collections.abc import Sequence
@@ -270,7 +272,9 @@ def make_objective(settings: NASSettings, space: SearchSpace, base: dict[str, An
         config_path = trial_dir / "trial_config.json"
         config_path.write_text(json.dumps(config, indent=2))
         argv = trial_train_argv(settings, config_path, trial_dir)
-        for key, value in {"config": config, "seed": settings.seed, "train_argv": argv, **cost}.items():
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        for key, value in {"config": config, "seed": settings.seed, "train_argv": argv, "worker": worker,
+                           **cost}.items():
             trial.set_user_attr(key, value)
         scores = IntermediateScores(trial, multi, settings.pruning, settings.prune_startup_trials)
         start = time.perf_counter()

@@ -243,3 +243,33 @@ def test_last_complete_checkpoint_skips_a_checkpoint_cut_off_while_saving(tmp_pa
             (folder / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-final").mkdir()
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # numeric, not lexical order
+
+
+def test_class_balancing_scales_configured_weights_and_seed_alone_sets_initial_weights(synth_dir, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from at2seld.data import read_metadata, scan_dcase, select_split
+
+    config_json = tmp_path / "arch.json"
+    config_json.write_text(json.dumps({**AT2SELDConfig.tiny(backbone_type="none", fusion="none").to_dict(),
+                                       "class_pos_weight": [5.0] * 10, "id2label": None, "label2id": None}))
+    weights = []
+    for i in range(2):
+        torch.manual_seed(1000 + i)  # whatever ran before must not change the run's initial weights
+        torch.randn(i + 1)
+        argv = train_argv(synth_dir, tmp_path / f"run{i}", max_steps=1)
+        argv = [a for a in argv if a != "--tiny"] + ["--config_json", str(config_json), "--class_balancing", "true",
+                                                     "--learning_rate", "0", "--seed", "7"]
+        argv.remove("--backbone_type"), argv.remove("none")  # keep the JSON's backbone
+        run(*parse_args(argv))
+        weights.append(load_file(str(tmp_path / f"run{i}" / "model.safetensors")))
+        saved = json.loads((tmp_path / f"run{i}" / "config.json").read_text())
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
+    train = select_split(scan_dcase("synthetic", synth_dir), "train")
+    rows = [read_metadata(r.metadata_path, "synthetic") for r in train]
+    expected = [5.0 * w for w in class_pos_weights_from_rows(rows, 10)]
+    assert saved["class_pos_weight"] == pytest.approx(expected)
