@@ -223,7 +223,9 @@ def cost_of(config: dict[str, Any]) -> dict[str, float]:
     """Parameters and MACs per second of audio of a configuration (random weights, 10 s input)."""
     from ..modeling_at2seld import AT2SELDForSoundEventLocalization
 
-    model = AT2SELDForSoundEventLocalization(AT2SELDConfig(**config))
+    counted = AT2SELDConfig(**config)
+    counted.backbone_name_or_path = None  # counts only: the architecture is in backbone_config, no weight download
+    model = AT2SELDForSoundEventLocalization(counted)
     report = model.report(print_report=False)
     return {"parameters": float(report["total_parameters"]), "macs_per_second": float(report["total_macs_per_second"])}
 
