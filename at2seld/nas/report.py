@@ -32,26 +32,37 @@ def _seld(trial) -> float | None:
     return min(v for _, v in history) if history else None
 
 
+def _history(trial) -> str:
+    history = trial.user_attrs.get("intermediate_seld") or []
+    return ", ".join(f"{int(step)}: {value:.3f}" for step, value in history) or "n/a"
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def option_effects(trials: Sequence, parameter: str) -> list[dict[str, Any]]:
-    """Per option of a parameter: complete trials, mean and best validation SELD, pruned trials."""
+    """Per option of a parameter: complete trials, mean and best validation SELD, pruned trials, and the mean validation
+    SELD at the first evaluation over all (complete and pruned) trials, where every trial is compared at equal steps."""
     rows: dict[str, dict[str, Any]] = {}
     for t in trials:
         if parameter not in t.params or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue
-        row = rows.setdefault(str(t.params[parameter]), {"option": str(t.params[parameter]), "scores": [], "pruned": 0})
+        row = rows.setdefault(str(t.params[parameter]),
+                              {"option": str(t.params[parameter]), "scores": [], "pruned": 0, "first": []})
+        history = t.user_attrs.get("intermediate_seld") or []
+        if history:
+            row["first"].append(float(history[0][1]))
         if t.state == TrialState.COMPLETE:
             row["scores"].append(float(t.values[0]))
         else:
             row["pruned"] += 1
     out = []
     for row in rows.values():
-        scores = row.pop("scores")
+        scores, first = row.pop("scores"), row.pop("first")
         row.update(trials=len(scores), mean=float(np.mean(scores)) if scores else None,
-                   best=float(np.min(scores)) if scores else None)
+                   best=float(np.min(scores)) if scores else None,
+                   first_eval=float(np.mean(first)) if first else None)
         out.append(row)
     return sorted(out, key=lambda r: (r["best"] is None, r["best"] if r["best"] is not None else 0.0))
 
@@ -138,7 +149,8 @@ def _stage_section(study, summary, out_dir: Path, cost: str) -> tuple[list[str],
         base = study.user_attrs["base_config"]
         keys = ("backbone_type", "descriptors", "spatial_channels", "track_layers", "gru_layers", "gru_hidden", "fusion")
         lines += ["", "Base configuration: " + ", ".join(f"`{k}={base.get(k)}`" for k in keys) + "."]
-    header = ["trial", *parameters, "state", "val SELD", _COST_LABEL["macs"], "parameters (M)", "train s"]
+    header = ["trial", *parameters, "state", "val SELD", "val SELD at each evaluation (step: score)",
+              _COST_LABEL["macs"], "parameters (M)", "train s"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     front = set()
     if any(t.state == TrialState.COMPLETE for t in trials):
@@ -146,16 +158,19 @@ def _stage_section(study, summary, out_dir: Path, cost: str) -> tuple[list[str],
     for t in sorted(trials, key=lambda t: (_seld(t) is None, _seld(t) or 0.0, t.number)):
         mark = " (chosen)" if chosen is not None and t.number == chosen.number else (" (Pareto)" if t.number in front and multi else "")
         cells = [f"#{t.number}{mark}", *(str(t.params.get(p, "")) for p in parameters), t.state.name.lower(),
-                 _fmt(_seld(t)), _fmt(_cost_value(t, "macs"), 2), _fmt(_cost_value(t, "params"), 3),
+                 _fmt(_seld(t)), _history(t), _fmt(_cost_value(t, "macs"), 2), _fmt(_cost_value(t, "params"), 3),
                  _fmt(t.user_attrs.get("train_seconds"), 0)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Validation SELD of pruned trials: the best intermediate value before they were stopped."]
+    lines += ["", "Validation SELD of pruned trials: the best intermediate value before they were stopped; compare "
+              "options at the same step with the per-evaluation column."]
     for parameter in parameters:
         effects = option_effects(trials, parameter)
-        lines += ["", f"Effect of `{parameter}` (complete trials):", "",
-                  "| option | trials | mean val SELD | best val SELD | pruned |", "|---|---|---|---|---|"]
+        lines += ["", f"Effect of `{parameter}`:", "",
+                  "| option | complete trials | mean val SELD | best val SELD | pruned | mean val SELD at the first "
+                  "evaluation (all trials) |", "|---|---|---|---|---|---|"]
         for e in effects:
-            lines.append(f"| {e['option']} | {e['trials']} | {_fmt(e['mean'])} | {_fmt(e['best'])} | {e['pruned']} |")
+            lines.append(f"| {e['option']} | {e['trials']} | {_fmt(e['mean'])} | {_fmt(e['best'])} | {e['pruned']} | "
+                         f"{_fmt(e['first_eval'])} |")
         png = out_dir / f"stage{stage}_{parameter}.png"
         if _plot_options(trials, parameter, png, f"stage {stage}"):
             lines += ["", f"![score per option of {parameter}]({png.name})"]
