@@ -82,16 +82,23 @@ def _plot_pareto(study, cost: str, path: Path, title: str) -> bool:
     for x, y, t in points:
         on_front = t.number in front
         ax.scatter(x, y, s=40, color="tab:red" if on_front else "tab:gray", zorder=3 if on_front else 2)
-        label = ", ".join(str(v) for v in t.params.values())
-        ax.annotate(f"#{t.number} {label}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.annotate(f"#{t.number}", (x, y), fontsize=8, xytext=(4, 3), textcoords="offset points")
     fx = sorted((x, y) for x, y, t in points if t.number in front)
     if len(fx) > 1:
         ax.plot(*zip(*fx), color="tab:red", lw=1, zorder=1, label="Pareto front")
-        ax.legend(fontsize=8)
+    pruned = [(_cost_value(t, cost), _seld(t), t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+              if _cost_value(t, cost) is not None and _seld(t) is not None]
+    if pruned:
+        ax.scatter([p[0] for p in pruned], [p[1] for p in pruned], marker="x", color="tab:gray", s=30,
+                   label="pruned (best value before stopping)")
+        for x, y, t in pruned:
+            ax.annotate(f"#{t.number}", (x, y), fontsize=8, xytext=(4, -9), textcoords="offset points", color="gray")
     ax.set_xlabel(_COST_LABEL[cost])
     ax.set_ylabel("validation SELD score (lower is better)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title + " (trial numbers as in the table)", fontsize=9)
     ax.grid(alpha=0.3)
+    if len(fx) > 1 or pruned:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
