@@ -1,6 +1,7 @@
 """The diagnostic study (`at2seld-study`): training variants (class balancing, focal loss, DOA supervision),
 threshold calibration, oracle activity and a transfer matrix, from one base configuration. See docs/study.md."""
 
+from .aggregate import aggregate, write_aggregate
 from .report import render_report, write_report
 from .runner import (
     DataSource,
@@ -18,6 +19,7 @@ __all__ = [
     "DataSource",
     "StudySpec",
     "StudyTraining",
+    "aggregate",
     "load_spec",
     "parse_data_arg",
     "render_report",
@@ -26,5 +28,6 @@ __all__ = [
     "train_or_reuse",
     "transfer_class_map",
     "validate_spec",
+    "write_aggregate",
     "write_report",
 ]

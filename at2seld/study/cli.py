@@ -3,6 +3,7 @@
     at2seld-study run --output_dir study --tiny --config_json arch.json \\
         --data synth_a=synthetic:data/a --data synth_b=synthetic:data/b --max_steps 300
     at2seld-study report --output_dir study
+    at2seld-study aggregate study_seed0 study_seed1 study_seed2 --output_dir study_seeds
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(Re)write REPORT.md and plots/ from OUTPUT_DIR/study.json.",
                          description="Render OUTPUT_DIR/REPORT.md and OUTPUT_DIR/plots/*.png from OUTPUT_DIR/study.json.")
     rep.add_argument("--output_dir", required=True, help="Folder of a finished `at2seld-study run`.")
+
+    agg = sub.add_parser("aggregate", help="Mean ± sd and paired differences over repeats of a study with other seeds.",
+                         description="Read the study.json of studies that differ only in --seed and write "
+                                     "OUTPUT_DIR/AGGREGATE.md and aggregate.json (see at2seld/study/aggregate.py).")
+    agg.add_argument("studies", nargs="+", help="Folders of finished `at2seld-study run`s (one per seed).")
+    agg.add_argument("--output_dir", required=True, help="Where AGGREGATE.md and aggregate.json go.")
     return parser
 
 
@@ -72,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .report import write_report
 
+    if args.command == "aggregate":
+        from .aggregate import write_aggregate
+
+        try:
+            path = write_aggregate(args.studies, args.output_dir)
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+        print(f"[study] aggregate: {path}")
+        return 0
     if args.command == "report":
         try:
             path = write_report(args.output_dir)
