@@ -168,13 +168,13 @@ def _stage_section(study, summary, out_dir: Path, cost: str) -> tuple[list[str],
                  _fmt(_seld(t)), _history(t), _fmt(_cost_value(t, "macs"), 2), _fmt(_cost_value(t, "params"), 3),
                  _fmt(t.user_attrs.get("train_seconds"), 0)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Validation SELD of pruned trials: the best intermediate value before they were stopped; compare "
-              "options at the same step with the per-evaluation column."]
+    lines += ["", ("Validation SELD of pruned trials: the best intermediate value before they were stopped; compare "
+              "options at the same step with the per-evaluation column.")]
     for parameter in parameters:
         effects = option_effects(trials, parameter)
         lines += ["", f"Effect of `{parameter}`:", "",
-                  "| option | complete trials | mean val SELD | best val SELD | pruned | mean val SELD at the first "
-                  "evaluation (all trials) |", "|---|---|---|---|---|---|"]
+                  ("| option | complete trials | mean val SELD | best val SELD | pruned | mean val SELD at the first "
+                  "evaluation (all trials) |"), "|---|---|---|---|---|---|"]
         for e in effects:
             lines.append(f"| {e['option']} | {e['trials']} | {_fmt(e['mean'])} | {_fmt(e['best'])} | {e['pruned']} | "
                          f"{_fmt(e['first_eval'])} |")
@@ -230,8 +230,8 @@ def write_report(storage_url: str, study_name: str, output_dir: str | Path) -> P
         (out_dir / "winner_config.json").write_text(json.dumps(config, indent=2))
         train_args = [a for a in experiment.get("train_args", [])]
         lines += ["", "The last stage's chosen configuration is in `winner_config.json`; train it in full with:", "",
-                  "```bash", f"at2seld-train --config_json winner_config.json {shlex.join(train_args)} "
-                  f"--seed {experiment.get('seed', 0)} --output_dir outputs/nas_winner", "```",
+                  "```bash", (f"at2seld-train --config_json winner_config.json {shlex.join(train_args)} "
+                  f"--seed {experiment.get('seed', 0)} --output_dir outputs/nas_winner"), "```",
                   "", "(raise `--max_steps` for a full training run; the search's runs were short on purpose)."]
     lines += sections
     report = out_dir / "REPORT.md"

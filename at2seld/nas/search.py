@@ -210,7 +210,7 @@ def _median_rule_prunes(study: optuna.Study, step: int, value: float, startup_tr
     at_step = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         if t.state == TrialState.COMPLETE:
-            values = dict((int(s), v) for s, v in t.user_attrs.get("intermediate_seld", []))
+            values = {int(s): v for s, v in t.user_attrs.get("intermediate_seld", [])}
             if step in values:
                 at_step.append(values[step])
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

@@ -153,7 +153,7 @@ def _read(path: Path) -> Any:
 def _config_error(base: dict[str, Any], overrides: dict[str, Any]) -> str | None:
     try:
         AT2SELDConfig(**{**base, **overrides})
-    except Exception as err:  # strict dataclass validation raises its own exception types
+    except Exception as err:  # noqa: BLE001 - strict dataclass validation raises its own exception types
         return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return None
 
@@ -268,8 +268,8 @@ def load_search_space(path: str | Path, base_config: dict[str, Any] | None = Non
 
 __all__ = [
     "DEFAULT_SPACE_FILES",
-    "Parameter",
     "SPACES_DIR",
+    "Parameter",
     "SearchSpace",
     "SearchSpaceError",
     "config_fields",

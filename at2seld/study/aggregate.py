@@ -51,7 +51,7 @@ def load_studies(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
     v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
 def _paired(rows: Sequence[Mapping[str, Any]], name: str, reference: str) -> dict[str, Any]:

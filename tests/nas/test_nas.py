@@ -39,8 +39,8 @@ def train_args(data_dir):
 
 def settings_for(tmp_path, data_dir, **kw):
     base = AT2SELDConfig.tiny(**LABELS).to_dict()
-    values = dict(storage=f"sqlite:///{tmp_path / 'nas.db'}", study_name="t", output_dir=str(tmp_path / "trials"),
-                  train_args=train_args(data_dir), base_config=base, n_trials=2)
+    values = {"storage": f"sqlite:///{tmp_path / 'nas.db'}", "study_name": "t", "output_dir": str(tmp_path / "trials"),
+                  "train_args": train_args(data_dir), "base_config": base, "n_trials": 2}
     values.update(kw)
     return NASSettings(**values)
 
@@ -65,8 +65,8 @@ def test_shipped_spaces_are_valid_for_the_default_and_the_tiny_model():
     ("stage: 1\nname: x\nparamters: {}\n", "paramters"),  # typo in a top-level key
     ("stage: 1\nname: x\nparameters:\n  fusion: {type: categorical, choices: [late, sideways]}\n",
      "parameters.fusion.choices.sideways"),  # a value the config rejects
-    ("stage: 1\nname: x\nparameters:\n  enc:\n    type: categorical\n    choices:\n"
-     "      deep: {spatial_channels: [8, 16, 32], spatial_time_pool: [5, 1], spatial_freq_pool: [2, 2, 2]}\n",
+    (("stage: 1\nname: x\nparameters:\n  enc:\n    type: categorical\n    choices:\n"
+     "      deep: {spatial_channels: [8, 16, 32], spatial_time_pool: [5, 1], spatial_freq_pool: [2, 2, 2]}\n"),
      "parameters.enc.choices.deep"),  # pools and channels of different lengths
     ("stage: 1\nname: x\nparameters:\n  enc:\n    type: categorical\n    choices:\n      a: {spatial_chanels: [8]}\n",
      "spatial_chanels"),  # unknown config field inside a choice
