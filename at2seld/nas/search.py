@@ -196,6 +196,8 @@ class IntermediateScores(TrainerCallback):
         step, value = int(state.global_step), float(metrics["eval_seld"])
         self.history.append((step, value))
         self.trial.set_user_attr("intermediate_seld", [list(h) for h in self.history])
+        if state.max_steps and step >= state.max_steps:
+            return  # the run is finished: its last evaluation completes the trial instead of pruning it
         if self.multi:
             if self.pruning and _median_rule_prunes(self.trial.study, step, value, self.startup):
                 raise optuna.TrialPruned(f"validation SELD {value:.4f} at step {step} is worse than the median")

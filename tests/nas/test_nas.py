@@ -119,6 +119,7 @@ def test_intermediate_scores_prune_a_trial_worse_than_the_median(multi):
 
     class State:
         global_step = 10
+        max_steps = 20
 
     good = IntermediateScores(study.ask(), multi, True, 2)
     good.on_evaluate(None, State(), None, metrics={"eval_seld": 0.45})  # below the median 0.5: continues
@@ -128,6 +129,12 @@ def test_intermediate_scores_prune_a_trial_worse_than_the_median(multi):
     off = IntermediateScores(study.ask(), multi, False, 2)
     off.on_evaluate(None, State(), None, metrics={"eval_seld": 0.9})  # pruning switched off
     assert off.history == [(10, 0.9)]
+
+    class LastStep(State):
+        max_steps = 10
+
+    last = IntermediateScores(study.ask(), multi, True, 2)
+    last.on_evaluate(None, LastStep(), None, metrics={"eval_seld": 0.9})  # the finished run completes the trial
 
 
 # ------------------------------------------------------------------------------------------------- end to end
