@@ -131,15 +131,33 @@ def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_period_s
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     if heartbeat_interval_s:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are marked experimental
-            if retry is not None:
+        if retry is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # marked experimental
                 kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=1)
-            else:  # optuna < 4.9
-                kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval_s,
-                                              grace_period=grace_period_s, **kwargs)
-    return optuna.storages.RDBStorage(url, **kwargs)
+        else:  # optuna < 4.9
+            kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
+        kwargs.update(heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s)
+    return _create_storage(url, kwargs)
+
+
+def _create_storage(url: str, kwargs: dict[str, Any], attempts: int = 6):
+    """`RDBStorage(url, **kwargs)`, retried: workers started together on a new database race to create its tables
+    (the loser gets an IntegrityError on the schema version row); a moment later the tables exist and it connects."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    rng = np.random.default_rng()
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are marked experimental
+                return optuna.storages.RDBStorage(url, **kwargs)
+        except SQLAlchemyError as err:
+            if attempt == attempts - 1:
+                raise
+            logger.info("storage %s not ready (%s); retrying", url, type(err).__name__)
+            time.sleep(0.2 + rng.random() * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def stage_study_name(prefix: str, space: SearchSpace) -> str:

@@ -249,3 +249,12 @@ def test_cli_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="No stage studies"):
         nas_main(["report", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--study_name", "none",
                   "--output_dir", str(tmp_path / "r")])
+
+
+def test_workers_started_together_create_one_new_storage(tmp_path):
+    # plain optuna.storages.RDBStorage loses this race (IntegrityError on the schema version row) in some processes
+    code = "import sys; from at2seld.nas.search import open_storage; open_storage(sys.argv[1])"
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(e[-1500:] for e in errors)
