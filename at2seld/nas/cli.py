@@ -22,6 +22,7 @@ def base_config_from(spec: str, dataset: str, overrides: dict | None = None) -> 
     """`tiny`, `default` or a JSON file of AT2SELDConfig fields (e.g. a previous winner), labelled for `dataset`."""
     from ..configuration_at2seld import AT2SELDConfig
     from ..data import CLASS_NAMES
+    from .search import full_config
 
     if dataset not in CLASS_NAMES:
         raise ValueError(f"Unknown --dataset {dataset!r} in the training arguments; expected one of {sorted(CLASS_NAMES)}.")
@@ -36,12 +37,7 @@ def base_config_from(spec: str, dataset: str, overrides: dict | None = None) -> 
             raise ValueError(f"--base_config must be 'tiny', 'default' or a JSON file of AT2SELDConfig fields; {spec!r} "
                              "is none of them.")
         fields = {**json.loads(path.read_text()), **(overrides or {})}
-    for key in ("model_type", "transformers_version", "architectures", "auto_map", "id2label", "label2id",
-                "class_thresholds"):
-        fields.pop(key, None)
-    fields.update(labels)
-    AT2SELDConfig(**fields)  # fail now, not in the first trial
-    return fields
+    return full_config(fields, labels)  # validated now, not in the first trial
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -228,7 +228,7 @@ def write_report(storage_url: str, study_name: str, output_dir: str | Path) -> P
         for key in ("id2label", "label2id"):
             config.pop(key, None)  # the training data set names the classes
         (out_dir / "winner_config.json").write_text(json.dumps(config, indent=2))
-        train_args = [a for a in experiment.get("train_args", [])]
+        train_args = experiment.get("train_args", [])
         lines += ["", "The last stage's chosen configuration is in `winner_config.json`; train it in full with:", "",
                   "```bash", (f"at2seld-train --config_json winner_config.json {shlex.join(train_args)} "
                   f"--seed {experiment.get('seed', 0)} --output_dir outputs/nas_winner"), "```",

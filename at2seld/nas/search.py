@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 _MANAGED_FLAGS = ("--config_json", "--output_dir", "--seed", "--calibrate", "--test_split", "--eval_strategy",
                   "--save_strategy", "--load_best_model_at_end", "--metric_for_best_model", "--greater_is_better",
                   "--auto_resume", "--report_to", "--tiny", "--model_name_or_path", "--push_to_hub")
-_BOOKKEEPING = ("model_type", "transformers_version", "architectures", "auto_map", "id2label", "label2id",
-                "class_thresholds")
+# not part of a searched configuration: transformers' bookkeeping, label2id (derived from id2label), calibration output
+_BOOKKEEPING = ("model_type", "transformers_version", "architectures", "auto_map", "label2id", "class_thresholds")
 
 
 @dataclass
@@ -191,12 +191,9 @@ def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 def full_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Complete AT2SELDConfig fields (without bookkeeping) of `base` + `overrides`, validated."""
-    merged = {k: v for k, v in {**base, **overrides}.items() if k not in _BOOKKEEPING or k in ("id2label", "label2id")}
-    config = AT2SELDConfig(**merged)
-    out = config.to_dict()
+    out = AT2SELDConfig(**{k: v for k, v in {**base, **overrides}.items() if k not in _BOOKKEEPING}).to_dict()
     for key in _BOOKKEEPING:
-        if key not in ("id2label", "label2id"):
-            out.pop(key, None)
+        out.pop(key, None)
     return out
 
 

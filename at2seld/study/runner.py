@@ -172,13 +172,13 @@ def train_or_reuse(source: DataSource, variant: str, overrides: Mapping[str, Any
 
     out = run_dir(output_dir, source.name, variant)
     base_config = json.loads(Path(config_json).read_text()) if config_json else None
-    settings = to_plain(_run_settings(source, overrides, training, base_config, tiny))
+    settings = json.loads(json.dumps(to_plain(_run_settings(source, overrides, training, base_config, tiny))))
     metrics, settings_file = out / "metrics.json", out / RUN_SETTINGS_FILE
     if metrics.exists():
         if settings_file.exists():
             old = json.loads(settings_file.read_text())
-            if old != json.loads(json.dumps(settings)):
-                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
+            if old != settings:
+                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
                 raise ValueError(
                     f"{out} holds a finished run with other settings (differ in {diff}); use another --output_dir or "
                     f"delete that folder to retrain it."
@@ -186,13 +186,9 @@ def train_or_reuse(source: DataSource, variant: str, overrides: Mapping[str, Any
         logger.info("re-using %s", out)
         return json.loads(metrics.read_text()), True
     out.mkdir(parents=True, exist_ok=True)
-    args = training_arguments(source, overrides, training, out, config_json, tiny)
-    # `training.run` builds the model before the Trainer seeds: seed here so that every run starts from the same
-    # initial weights whatever ran before it in this process (run order, resumed studies)
-    from transformers import set_seed
-
-    set_seed(training.seed)
-    results = (train_fn or training_run)(*args)
+    # `training.run` seeds before it builds the model: every run starts from the same initial weights whatever ran
+    # before it in this process (run order, resumed studies)
+    results = (train_fn or training_run)(*training_arguments(source, overrides, training, out, config_json, tiny))
     settings_file.write_text(json.dumps(settings, indent=2))
     if not metrics.exists():  # train_fn did not write it (e.g. a non-main process): keep the run resumable anyway
         metrics.write_text(json.dumps(results, indent=2, default=to_plain))
